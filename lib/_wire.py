@@ -1,0 +1,222 @@
+"""oslo.messaging's wire format: the envelope, request, reply and failure bodies.
+
+Every driver uses these functions, so a message looks the same on every
+transport and bad input is judged the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import sys
+import traceback
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._errors import NoSuchMethod, RemoteError, UnsupportedVersion
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "MalformedMessage",
+    "decode_body",
+    "deserialize_failure",
+    "dumps",
+    "encode_envelope",
+    "new_id",
+    "pack_request",
+    "serialize_failure",
+    "split_context",
+    "utc_timestamp",
+]
+
+ENVELOPE_VERSION = "2.0"
+_VERSION_KEY = "oslo.version"
+_MESSAGE_KEY = "oslo.message"
+_CONTEXT_PREFIX = "_context_"
+_REMOTE_SUFFIX = "_Remote"
+_BUILTIN_MODULES = frozenset({"builtins", "exceptions"})
+# Exceptions a dovecote caller always rebuilds as dovecote's own classes, whichever
+# library raised them: oslo.messaging names its module, dovecote sends the same name
+# so that oslo.messaging callers that allow it rebuild theirs too.
+_DISPATCHER_MODULE = "oslo_messaging.rpc.dispatcher"
+_KNOWN_FAILURES: dict[tuple[str, str], type[Exception]] = {
+    (module, cls.__name__): cls
+    for cls in (NoSuchMethod, UnsupportedVersion)
+    for module in (_DISPATCHER_MODULE, "dovecote")
+}
+
+
+class MalformedMessage(ValueError):
+    """A body that is not a message dovecote or oslo.messaging would send."""
+
+
+def new_id() -> str:
+    """A fresh hex uuid4, the form every id on the wire takes."""
+    return uuid.uuid4().hex
+
+
+def _to_primitive(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if isinstance(value, (uuid.UUID, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return dict(value)
+    msg = f"{type(value).__name__} is not JSON serializable; pass a Serializer to convert it"
+    raise TypeError(msg)
+
+
+def dumps(value: Any) -> str:
+    """JSON text of ``value`` (dates, sets, UUIDs and bytes are converted)."""
+    return json.dumps(value, default=_to_primitive, separators=(",", ":"))
+
+
+def encode_envelope(message: Mapping[str, Any]) -> str:
+    """Wrap ``message`` in the ``oslo.version`` 2.0 envelope, as JSON text."""
+    return dumps({_VERSION_KEY: ENVELOPE_VERSION, _MESSAGE_KEY: dumps(message)})
+
+
+def decode_body(body: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
+    """Undo :func:`encode_envelope`; a body without an envelope is taken bare.
+
+    Raises :class:`MalformedMessage` saying what is wrong.
+    """
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedMessage("body is not UTF-8 text") from None
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError as exc:
+            raise MalformedMessage(f"body is not JSON ({exc})") from None
+    if not isinstance(body, Mapping):
+        raise MalformedMessage(f"body is a JSON {type(body).__name__}, not an object")
+    if _VERSION_KEY not in body:
+        return dict(body)
+    if body[_VERSION_KEY] != ENVELOPE_VERSION:
+        msg = f"envelope version {body[_VERSION_KEY]!r} is not {ENVELOPE_VERSION!r}"
+        raise MalformedMessage(msg)
+    inner = body.get(_MESSAGE_KEY)
+    if not isinstance(inner, str):
+        raise MalformedMessage(f"{_MESSAGE_KEY!r} is missing or not JSON text")
+    try:
+        message = json.loads(inner)
+    except ValueError as exc:
+        raise MalformedMessage(f"{_MESSAGE_KEY!r} is not JSON ({exc})") from None
+    if not isinstance(message, dict):
+        raise MalformedMessage(f"{_MESSAGE_KEY!r} is a JSON {type(message).__name__}, not an object")
+    return message
+
+
+def pack_request(
+    ctxt: Mapping[str, Any], message: Mapping[str, Any], *, msg_id: str | None = None,
+    reply_q: str | None = None, call_monitor_timeout: float | None = None,
+) -> dict[str, Any]:
+    """A request as oslo.messaging sends it: context flattened, ids added."""
+    packed = dict(message)
+    packed["_unique_id"] = new_id()
+    for key, value in ctxt.items():
+        packed[_CONTEXT_PREFIX + key] = value
+    if msg_id is not None:
+        packed["_msg_id"] = msg_id
+        packed["_reply_q"] = reply_q
+        packed["_timeout"] = call_monitor_timeout
+    return packed
+
+
+def split_context(message: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a received message into ``(context, message without context keys)``."""
+    ctxt: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for key, value in message.items():
+        if key.startswith(_CONTEXT_PREFIX):
+            ctxt[key[len(_CONTEXT_PREFIX):]] = value
+        else:
+            rest[key] = value
+    return ctxt, rest
+
+
+def serialize_failure(exc: BaseException, tb_lines: Iterable[str] | None = None) -> str:
+    """The failure JSON text for ``exc`` (class, module, message, tb, args, kwargs)."""
+    if tb_lines is None:
+        tb_lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    cls_name = type(exc).__name__
+    module = type(exc).__module__
+    if cls_name.endswith(_REMOTE_SUFFIX) and module.endswith(_REMOTE_SUFFIX):
+        cls_name = cls_name.removesuffix(_REMOTE_SUFFIX)
+        module = module.removesuffix(_REMOTE_SUFFIX)
+    if isinstance(exc, (NoSuchMethod, UnsupportedVersion)):
+        module = _DISPATCHER_MODULE
+    kwargs = getattr(exc, "kwargs", None)
+    data = {
+        "class": cls_name,
+        "module": module,
+        "message": str(exc),
+        "tb": list(tb_lines),
+        "args": list(exc.args),
+        "kwargs": kwargs if isinstance(kwargs, dict) else {},
+    }
+    try:
+        return dumps(data)
+    except (TypeError, ValueError):
+        data["args"] = [str(arg) for arg in exc.args]
+        data["kwargs"] = {}
+        return dumps(data)
+
+
+def deserialize_failure(
+    data: str | Mapping[str, Any], allowed_remote_exmods: Iterable[str]
+) -> Exception:
+    """Rebuild a remote failure: its own class (as a ``<Name>_Remote`` subclass)
+    when its module is builtins or allowed, else :class:`RemoteError`."""
+    try:
+        failure = json.loads(data) if isinstance(data, str) else dict(data)
+        if not isinstance(failure, dict):
+            raise TypeError("failure is not a JSON object")  # noqa: TRY301
+    except (TypeError, ValueError):
+        return RemoteError("UnknownFailure", str(data), [])
+    trace = failure.get("tb") or []
+    trace = [str(line) for line in trace] if isinstance(trace, list) else [str(trace)]
+    name = str(failure.get("class"))
+    module = str(failure.get("module"))
+    message = str(failure.get("message", ""))
+    args = failure.get("args") or []
+    kwargs = failure.get("kwargs") or {}
+    text = message + "\n" + "".join(trace)
+    if module in _BUILTIN_MODULES:
+        module = "builtins"
+    known = _KNOWN_FAILURES.get((module, name))
+    if known is None and module != "builtins" and module not in set(allowed_remote_exmods):
+        return RemoteError(name, message, trace)
+    def _str(_self: object) -> str:
+        return text
+
+    try:
+        klass: Any = known
+        if klass is None:
+            __import__(module)
+            klass = getattr(sys.modules[module], name)
+        if not (isinstance(klass, type) and issubclass(klass, Exception)):
+            raise TypeError(f"{module}.{name} is not an Exception class")  # noqa: TRY301
+        remote_type = type(name + _REMOTE_SUFFIX, (klass,), {"__str__": _str})
+        remote_type.__module__ = module + _REMOTE_SUFFIX
+        exc: Exception = remote_type(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - anything a foreign constructor raises
+        return RemoteError(name, message, trace)
+    return exc
+
+
+def utc_timestamp(now: datetime.datetime | None = None) -> str:
+    """A notification timestamp: ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    return now.strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -1,0 +1,228 @@
+"""The driver contract every transport implements.
+
+A driver publishes requests and notifications, and hands out listeners. A
+listener's :meth:`Listener.poll` returns what arrived within a timeout, so
+each listener can live in its own polling actor: a poll-style client (kombu's
+``drain_events``) blocks in ``poll`` itself; a reactor-style client (Qpid
+Proton's container) runs its reactor in a thread of its own and ``poll``
+waits on the queue that the reactor fills. Drivers never import actors and
+know nothing about threads beyond what their client library needs.
+
+Every body on the wire is :mod:`dovecote._wire`'s JSON; ``message`` dicts
+handed to ``send`` are plain requests (``method``, ``args``, optional
+``namespace`` and ``version``) or notification bodies.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .. import _wire
+from .._errors import MessagingTimeout
+
+if TYPE_CHECKING:
+    from .._target import Target
+    from .._url import TransportURL
+
+__all__ = ["Driver", "IncomingMessage", "Listener", "PendingReply"]
+
+
+class PendingReply:
+    """The caller's side of one call: the driver delivers replies and heartbeats
+    for ``msg_id`` here, and the caller waits in :meth:`wait`."""
+
+    __slots__ = ("_beat", "_cond", "_reply", "msg_id")
+
+    def __init__(self, msg_id: str) -> None:
+        self.msg_id = msg_id
+        self._cond = threading.Condition(threading.Lock())
+        self._reply: Mapping[str, Any] | None = None
+        self._beat = 0
+
+    def deliver(self, reply: Mapping[str, Any]) -> None:
+        """Hand over a reply body: a heartbeat (``ending`` false, no result or
+        failure) renews the call monitor; anything else is the answer."""
+        with self._cond:
+            if reply.get("ending") is False and reply.get("result") is None and not reply.get(
+                "failure"
+            ):
+                self._beat += 1
+            elif self._reply is None or reply.get("ending"):
+                if self._reply is not None and reply.get("result") is None and not reply.get(
+                    "failure"
+                ):
+                    return  # oslo.messaging's old second "ending" message: keep the first
+                self._reply = reply
+            self._cond.notify_all()
+
+    def wait(
+        self, timeout: float | None, call_monitor_timeout: float | None = None
+    ) -> Mapping[str, Any]:
+        """Wait for the answer, at most ``timeout`` seconds in all, and at most
+        ``call_monitor_timeout`` seconds between two heartbeats."""
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        monitor_deadline = None if not call_monitor_timeout else now + call_monitor_timeout
+        with self._cond:
+            beats = self._beat
+            while self._reply is None:
+                now = time.monotonic()
+                if self._beat != beats and call_monitor_timeout:
+                    beats = self._beat
+                    monitor_deadline = now + call_monitor_timeout
+                limits = [d for d in (deadline, monitor_deadline) if d is not None]
+                if limits and now >= min(limits):
+                    why = (
+                        f"no heartbeat from the server within call_monitor_timeout="
+                        f"{call_monitor_timeout}s"
+                        if monitor_deadline is not None and now >= monitor_deadline
+                        else f"no reply within {timeout}s"
+                    )
+                    raise MessagingTimeout(f"Timed out waiting for a reply to message "
+                                           f"{self.msg_id}: {why}")
+                self._cond.wait(min(limits) - now if limits else None)
+            return self._reply
+
+
+class IncomingMessage(abc.ABC):
+    """One message a listener took: a request or a notification.
+
+    ``error`` is set, and ``message`` empty, when the body could not be
+    decoded; the server logs it and, for a call, still replies with a failure
+    when ``msg_id`` is known.
+    """
+
+    __slots__ = ("ctxt", "error", "message", "msg_id", "redeliveries")
+
+    def __init__(
+        self, *, ctxt: dict[str, Any], message: dict[str, Any], msg_id: str | None = None,
+        error: str | None = None, redeliveries: int = 0,
+    ) -> None:
+        self.ctxt = ctxt
+        self.message = message
+        self.msg_id = msg_id
+        self.error = error
+        self.redeliveries = redeliveries
+
+    @property
+    def wants_reply(self) -> bool:
+        """Whether the sender waits for a reply (a call)."""
+        return self.msg_id is not None
+
+    @property
+    def call_monitor_timeout(self) -> float | None:
+        """The caller's call-monitor timeout: heartbeat every half of it."""
+        value = self.message.get("_timeout")
+        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+    @abc.abstractmethod
+    def reply(self, result: Any = None, failure: str | None = None) -> None:
+        """Send the answer; ``failure`` is failure JSON text (see ``_wire``)."""
+
+    @abc.abstractmethod
+    def heartbeat(self) -> None:
+        """Tell the caller the call is still running."""
+
+    @abc.abstractmethod
+    def acknowledge(self) -> None:
+        """Settle the message: it is done and leaves the broker."""
+
+    @abc.abstractmethod
+    def requeue(self) -> None:
+        """Give the message back to its queue, counting one more redelivery."""
+
+    @abc.abstractmethod
+    def dead_letter(self, reason: str) -> str:
+        """Park the message on its dead-letter queue with ``reason``; return the
+        queue's name."""
+
+
+class Listener(abc.ABC):
+    """Receives what is sent to one target (or a set of notification targets)."""
+
+    @abc.abstractmethod
+    def poll(self, timeout: float, max_messages: int) -> list[IncomingMessage]:
+        """Return up to ``max_messages`` messages, waiting at most ``timeout``
+        seconds for the first one; an empty list when none came."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop taking new messages (those already taken may still be settled)."""
+
+    @abc.abstractmethod
+    def cleanup(self) -> None:
+        """Release the listener's connection and anything it declared for itself."""
+
+
+class Driver(abc.ABC):
+    """A transport: found by URL scheme through the ``dovecote.drivers``
+    entry-point group. Options come from the URL query and ``get_transport``
+    keyword arguments (keyword arguments win)."""
+
+    #: True when ``cast`` returns only after the broker has the message.
+    confirms: ClassVar[bool] = True
+
+    def __init__(
+        self, url: TransportURL, *, control_exchange: str = "openstack",
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.url = url
+        self.control_exchange = control_exchange
+        self.options: dict[str, Any] = dict(url.query)
+        self.options.update(options or {})
+        self._pending: dict[str, PendingReply] = {}
+
+    def expect_reply(self, reply: PendingReply) -> None:
+        """Route replies for ``reply.msg_id`` to ``reply`` (called before ``send``)."""
+        self._pending[reply.msg_id] = reply
+
+    def forget(self, reply: PendingReply) -> None:
+        """Stop routing replies for ``reply``: the caller has its answer or gave up."""
+        self._pending.pop(reply.msg_id, None)
+
+    def deliver_reply(self, body: str | bytes | Mapping[str, Any]) -> None:
+        """Hand a reply body from the driver's reply queue to the waiting caller;
+        replies nobody waits for any more are dropped."""
+        try:
+            reply = _wire.decode_body(body)
+        except _wire.MalformedMessage:
+            return
+        pending = self._pending.get(str(reply.get("_msg_id")))
+        if pending is not None:
+            pending.deliver(reply)
+
+    @abc.abstractmethod
+    def send(
+        self, target: Target, ctxt: Mapping[str, Any], message: Mapping[str, Any], *,
+        reply: PendingReply | None = None, timeout: float | None = None,
+        call_monitor_timeout: float | None = None, retry: int | None = None,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Publish a request. With ``reply``, it is a call: the caller has
+        called :meth:`expect_reply`; the driver names its reply queue in the
+        request and passes what arrives there to :meth:`deliver_reply`.
+        ``timeout`` bounds how long a call may wait at the broker."""
+
+    @abc.abstractmethod
+    def send_notification(
+        self, target: Target, ctxt: Mapping[str, Any], message: Mapping[str, Any], *,
+        version: float, retry: int | None = None,
+    ) -> None:
+        """Publish a notification to ``<topic>.<priority>`` (``target.topic``
+        already holds both); version 2.0 wraps it in the envelope, 1.0 does not."""
+
+    @abc.abstractmethod
+    def listen(self, target: Target) -> Listener:
+        """A listener for requests to ``target`` (topic, topic.server and fanout)."""
+
+    @abc.abstractmethod
+    def listen_for_notifications(
+        self, targets_and_priorities: Sequence[tuple[Target, str]], pool: str | None,
+    ) -> Listener:
+        """A listener for notifications; members of one ``pool`` share them."""
+
+    def cleanup(self) -> None:  # noqa: B027 - optional hook
+        """Close connections and threads the driver holds."""

@@ -1,0 +1,82 @@
+"""Shared fixtures: one transport fixture runs the behaviour suite on every transport.
+
+Adding a transport is one line in ``TRANSPORTS``. Broker transports share one
+session-wide RabbitMQ that ``scripts/ensure-rabbitmq.sh`` starts when none answers;
+with ``CI=true`` a broker that cannot be started fails the tests instead of
+skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+import dovecote
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RABBIT_URL = os.environ.get("DOVECOTE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
+AMQP1_URL = os.environ.get("DOVECOTE_TEST_AMQP1_URL", "amqp1://guest:guest@127.0.0.1:5672/")
+
+# name -> (URL factory, needs the broker)
+TRANSPORTS: dict[str, tuple[str, bool]] = {
+    "memory": ("memory://{unique}", False),
+}
+
+
+def _broker_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> str:
+    """The session-wide RabbitMQ: started (and installed) when none answers."""
+    if not _broker_answers():
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "ensure-rabbitmq.sh")],
+            capture_output=True, text=True, check=False, timeout=900,
+        )
+        if result.returncode != 0 or not _broker_answers():
+            why = f"RabbitMQ could not be started:\n{result.stdout}\n{result.stderr}"
+            if os.environ.get("CI") == "true":
+                pytest.fail(why)
+            pytest.skip(why)
+    return RABBIT_URL
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh name, so tests never share queues."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(params=list(TRANSPORTS))
+def transport_url(request: pytest.FixtureRequest, unique: str) -> str:
+    """The URL of each transport in turn."""
+    template, needs_broker = TRANSPORTS[request.param]
+    if needs_broker:
+        request.getfixturevalue("rabbitmq")
+    return template.format(unique=unique)
+
+
+@pytest.fixture
+def transport(transport_url: str) -> Iterator[dovecote.Transport]:
+    """A transport on each transport in turn, cleaned up after the test."""
+    transport = dovecote.get_transport(transport_url)
+    yield transport
+    transport.cleanup()
+
+
+@pytest.fixture
+def topic(unique: str) -> str:
+    """A topic no other test uses."""
+    return f"test_{unique}"
