@@ -1,0 +1,343 @@
+"""The kombu driver's listener: one kombu connection, channel and consumer per
+listener, drained by :meth:`KombuListener.poll` in the polling actor's thread.
+
+py-amqp connections are not thread-safe (and TLS sockets cannot be read and
+written from two threads at once), so everything that touches a listener's
+connection happens under its lock: ``poll`` holds it while it drains, and a
+notification settled from a worker thread while ``poll`` runs is queued and
+acknowledged by the next drain instead of writing to the socket itself.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import kombu.exceptions
+import structlog
+
+from .. import _wire
+from ._kombu_options import Consumer
+from .base import IncomingMessage, Listener
+
+if TYPE_CHECKING:
+    from .kombu import KombuDriver
+
+__all__ = [
+    "ERROR_HEADER",
+    "REDELIVERIES_HEADER",
+    "ROUTING_KEY_HEADER",
+    "KombuIncomingMessage",
+    "KombuListener",
+]
+
+REDELIVERIES_HEADER = "x-dovecote-redeliveries"
+ERROR_HEADER = "x-dovecote-error"
+#: The routing key a notification first arrived with, kept across requeues so its
+#: dead-letter queue is still ``<topic>.<priority>.dead`` when it came from a pool.
+ROUTING_KEY_HEADER = "x-dovecote-routing-key"
+#: After the first message of a batch, how long a drain waits for the next one.
+_DRAIN_MORE = 0.01
+
+log = structlog.get_logger()
+
+
+def connection_errors(conn: Any) -> tuple[type[BaseException], ...]:
+    """Every error that means "this connection or channel is gone"."""
+    return (
+        kombu.exceptions.KombuError, *conn.connection_errors, *conn.channel_errors,
+    )
+
+
+class KombuIncomingMessage(IncomingMessage):
+    """A request or notification taken from a RabbitMQ (or other kombu) queue."""
+
+    __slots__ = ("_generation", "_listener", "_queue", "_raw", "_reply_q", "_settled")
+
+    def __init__(
+        self, listener: KombuListener, queue_name: str, raw: Any, generation: int,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._listener = listener
+        self._queue = queue_name
+        self._raw = raw
+        self._generation = generation
+        reply_q = self.message.get("_reply_q")
+        self._reply_q = reply_q if isinstance(reply_q, str) and reply_q else None
+        self._settled = False
+
+    def _send_reply(self, body: dict[str, Any]) -> None:
+        if self._reply_q and self.msg_id:
+            body["_msg_id"] = self.msg_id
+            body["_unique_id"] = _wire.new_id()
+            self._listener.driver.send_reply(self._reply_q, body)
+
+    def reply(self, result: Any = None, failure: str | None = None) -> None:
+        self._send_reply({"result": result, "failure": failure, "ending": True})
+
+    def heartbeat(self) -> None:
+        self._send_reply({"result": None, "failure": None, "ending": False})
+
+    def acknowledge(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        if self._listener.notifications:
+            self._listener.settle(self._raw, self._generation)
+
+    def _republish(self, queue_name: str, headers: dict[str, Any], **kwargs: Any) -> None:
+        raw = self._raw
+        self._listener.driver.publish(
+            "", queue_name, raw.body, headers=headers,
+            content_type=raw.content_type or "application/json",
+            content_encoding=raw.content_encoding or "utf-8", **kwargs,
+        )
+
+    def _headers(self) -> dict[str, Any]:
+        headers = dict(self._raw.headers or {})
+        headers.setdefault(ROUTING_KEY_HEADER, self._raw.delivery_info.get("routing_key") or "")
+        return headers
+
+    def requeue(self) -> None:
+        """Publish the same body again to the same queue with the redelivery count
+        raised by one, then acknowledge this copy (so the count survives)."""
+        if self._settled:
+            return
+        headers = self._headers()
+        headers[REDELIVERIES_HEADER] = self.redeliveries + 1
+        self._republish(self._queue, headers)
+        self.acknowledge()
+
+    def dead_letter(self, reason: str) -> str:
+        """Publish the body to ``<routing key>.dead`` with ``x-dovecote-error``,
+        then acknowledge this copy; return the dead-letter queue's name."""
+        headers = self._headers()
+        name = f"{headers[ROUTING_KEY_HEADER] or self._queue}.dead"
+        headers[ERROR_HEADER] = reason
+        if not self._settled:
+            entities = self._listener.driver.entities
+            self._republish(name, headers, declare=[entities.dead_letter_queue(name)])
+            self.acknowledge()
+        return name
+
+
+class KombuListener(Listener):
+    """Consumes a set of queues on a connection of its own; reconnects (and
+    re-declares them, the fanout queue under the same name) when it is lost."""
+
+    def __init__(
+        self, driver: KombuDriver, queues: Sequence[Any], *, notifications: bool,
+        name: str,
+    ) -> None:
+        self.driver = driver
+        self.notifications = notifications
+        self.name = name
+        self.queues = tuple(queues)
+        opts = driver.opts
+        self._conn = driver.new_connection("listen")
+        self._errors = connection_errors(self._conn)
+        self._lock = threading.RLock()
+        self._stopped = threading.Event()
+        self._closed = False
+        self._connected = False
+        self._generation = 0
+        self._buffer: collections.deque[tuple[str, Any, int]] = collections.deque()
+        self._settlements: queue.SimpleQueue[tuple[Any, int]] = queue.SimpleQueue()
+        self._interval = opts.rabbit_retry_interval
+        self._next_attempt = 0.0
+        with self._lock:
+            try:
+                self._consume(opts.retry_policy(opts.listen_retries))
+            except self._errors as exc:
+                self._conn.release()
+                raise driver.failure(f"Could not listen for {name}", exc) from None
+
+    # -- connection -----------------------------------------------------------
+    def _consume(self, policy: dict[str, Any]) -> None:
+        """Connect, declare every queue with its bindings, and start consuming."""
+        self._conn.ensure_connection(errback=self.driver.on_connection_error, **policy)
+        channel = self._conn.channel()
+        if self.driver.opts.prefetch_count:
+            channel.basic_qos(0, self.driver.opts.prefetch_count, False)
+        generation = self._generation + 1
+        for declared in self.queues:
+            declared(channel).declare()
+        for declared in self.queues:
+            Consumer(
+                channel, queues=[declared], no_ack=False, auto_declare=False,
+                on_message=functools.partial(self._on_message, declared.name, generation),
+            ).consume()
+        self._generation = generation
+        self._connected = True
+
+    def _on_message(self, queue_name: str, generation: int, raw: Any) -> None:
+        self._buffer.append((queue_name, raw, generation))
+
+    def _lost(self, exc: BaseException) -> None:
+        """Forget the dead connection: what it delivered and did not settle goes
+        back to its queue at the broker, so the buffer is dropped too."""
+        self._connected = False
+        self._buffer.clear()
+        self._next_attempt = 0.0
+        self._interval = self.driver.opts.rabbit_retry_interval
+        log.warning(
+            "listener.connection_lost", transport=str(self.driver.url), listener=self.name,
+            error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
+        )
+        try:
+            self._conn.collect()
+        except Exception:  # noqa: BLE001 - the connection is already broken
+            log.debug("listener.collect_failed", listener=self.name)
+
+    def _reconnect(self, timeout: float) -> bool:
+        """One reconnection attempt, after the back-off since the last one has
+        passed (waiting at most ``timeout`` for it, or until stopped)."""
+        wait = self._next_attempt - time.monotonic()
+        if wait > 0:
+            self._stopped.wait(min(timeout, wait))
+            if self._stopped.is_set() or time.monotonic() < self._next_attempt:
+                return False
+        log.info(
+            "listener.reconnecting", transport=str(self.driver.url), listener=self.name,
+        )
+        try:
+            self._consume(self.driver.opts.retry_policy(0))
+        except self._errors as exc:
+            opts = self.driver.opts
+            log.warning(
+                "listener.reconnect_failed", transport=str(self.driver.url),
+                listener=self.name, retry_in=self._interval,
+                error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
+            )
+            self._next_attempt = time.monotonic() + self._interval
+            self._interval = min(self._interval + opts.rabbit_retry_backoff,
+                                 opts.rabbit_interval_max)
+            try:
+                self._conn.collect()
+                self._conn.maybe_switch_next()
+            except Exception:  # noqa: BLE001 - best effort on a broken connection
+                log.debug("listener.switch_failed", listener=self.name)
+            return False
+        self._interval = self.driver.opts.rabbit_retry_interval
+        log.info("listener.reconnected", transport=str(self.driver.url), listener=self.name)
+        return True
+
+    # -- settling ---------------------------------------------------------------
+    def settle(self, raw: Any, generation: int) -> None:
+        """Acknowledge ``raw`` now if the connection is free, else queue it for the
+        thread that is draining it."""
+        self._settlements.put((raw, generation))
+        if self._lock.acquire(blocking=False):
+            try:
+                self._flush()
+            except self._errors as exc:
+                self._lost(exc)
+            finally:
+                self._lock.release()
+
+    def _flush(self) -> None:
+        """Acknowledge every queued settlement (under the lock). Deliveries from
+        a lost channel are skipped: the broker already gave them back."""
+        while True:
+            try:
+                raw, generation = self._settlements.get_nowait()
+            except queue.Empty:
+                return
+            if generation != self._generation or not self._connected:
+                log.debug("listener.ack_skipped", listener=self.name,
+                          reason="its channel was lost; the broker redelivers it")
+                continue
+            raw.ack()
+
+    # -- Listener ---------------------------------------------------------------
+    def poll(self, timeout: float, max_messages: int) -> list[IncomingMessage]:
+        if self._stopped.is_set():
+            return []
+        with self._lock:
+            if self._closed:
+                return []
+            try:
+                self._flush()
+                if not self._connected and not self._reconnect(timeout):
+                    return []
+                self._drain(time.monotonic() + timeout, max_messages)
+                self._conn.heartbeat_check()
+                return self._take(max_messages)
+            except self._errors as exc:
+                self._lost(exc)
+                return []
+
+    def _drain(self, deadline: float, max_messages: int) -> None:
+        while len(self._buffer) < max_messages and not self._stopped.is_set():
+            wait = _DRAIN_MORE if self._buffer else deadline - time.monotonic()
+            if wait <= 0:
+                return
+            try:
+                self._conn.drain_events(timeout=wait)
+            except TimeoutError:
+                if self._buffer:
+                    return
+            self._flush()
+
+    def _take(self, max_messages: int) -> list[IncomingMessage]:
+        out: list[IncomingMessage] = []
+        while self._buffer and len(out) < max_messages:
+            queue_name, raw, generation = self._buffer.popleft()
+            if not self.notifications:
+                try:
+                    raw.ack()  # requests: at most once, acknowledged when taken
+                except self._errors as exc:
+                    self._lost(exc)  # not acknowledged: the broker redelivers it
+                    return out
+            out.append(self._decode(queue_name, raw, generation))
+        return out
+
+    def _decode(self, queue_name: str, raw: Any, generation: int) -> KombuIncomingMessage:
+        try:
+            redeliveries = int((raw.headers or {}).get(REDELIVERIES_HEADER, 0))
+        except (TypeError, ValueError):
+            redeliveries = 0
+        try:
+            body = _wire.decode_body(raw.body)
+        except _wire.MalformedMessage as exc:
+            log.warning("message.malformed", listener=self.name, queue=queue_name,
+                        reason=str(exc))
+            return KombuIncomingMessage(
+                self, queue_name, raw, generation, ctxt={}, message={}, error=str(exc),
+                redeliveries=redeliveries,
+            )
+        ctxt, message = _wire.split_context(body)
+        msg_id = None if self.notifications else message.get("_msg_id")
+        return KombuIncomingMessage(
+            self, queue_name, raw, generation, ctxt=ctxt, message=message,
+            msg_id=msg_id if isinstance(msg_id, str) else None, redeliveries=redeliveries,
+        )
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def cleanup(self) -> None:
+        self.stop()
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if self._connected:
+                    self._flush()
+            except self._errors as exc:
+                log.warning("listener.ack_failed", listener=self.name,
+                            error=self.driver.scrub(str(exc)))
+            self._closed = True
+            self._buffer.clear()
+            try:
+                self._conn.release()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                log.debug("listener.close_failed", listener=self.name)
+        self.driver.forget_listener(self)
+

@@ -1,0 +1,353 @@
+"""Options of the kombu driver, the kombu connection they build, and the
+exchanges and queues it declares exactly as oslo.messaging's rabbit driver
+declares them (so both libraries can declare the same names without
+``PRECONDITION_FAILED``).
+
+Options come from the URL query (text) and from ``get_transport`` keyword
+arguments (Python values, they win); :class:`KombuOptions` parses both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import ssl
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from kombu import common as _kombu_common
+from kombu import connection as _kombu_connection
+from kombu import entity as _kombu_entity
+from kombu import messaging as _kombu_messaging
+
+from .._errors import InvalidTransportURL
+
+if TYPE_CHECKING:
+    from .._url import TransportURL
+
+__all__ = [
+    "OPTION_NAMES",
+    "Connection",
+    "Consumer",
+    "Entities",
+    "Exchange",
+    "KombuOptions",
+    "Producer",
+    "Queue",
+    "build_connection",
+    "maybe_declare",
+]
+
+# kombu's constructors carry no annotations, so strict typing sees them as Any.
+Connection: Any = _kombu_connection.Connection
+Consumer: Any = _kombu_messaging.Consumer
+Producer: Any = _kombu_messaging.Producer
+Exchange: Any = _kombu_entity.Exchange
+Queue: Any = _kombu_entity.Queue
+binding: Any = _kombu_entity.binding
+maybe_declare: Any = _kombu_common.maybe_declare
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+_AMQP_SCHEMES = frozenset({"rabbit", "amqp", "pyamqp"})
+
+
+def _as_bool(url: TransportURL, name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value != 0
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidTransportURL(
+        str(url), f"option {name}={value!r} is not a boolean: use true or false"
+    )
+
+
+def _as_number(url: TransportURL, name: str, value: Any, kind: type[float] | type[int]) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        what = "an integer" if kind is int else "a number"
+        raise InvalidTransportURL(str(url), f"option {name}={value!r} is not {what}") from None
+    if number < 0:
+        raise InvalidTransportURL(str(url), f"option {name}={value!r} must not be negative")
+    return number
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class KombuOptions:
+    """Every option the kombu driver reads, with oslo.messaging's defaults
+    unless noted. See the README's option table for what each one does."""
+
+    heartbeat_timeout_threshold: int = 60
+    ssl: bool = False
+    ssl_ca_file: str | None = None
+    ssl_cert_file: str | None = None
+    ssl_key_file: str | None = None
+    ssl_version: str | None = None
+    amqp_durable_queues: bool = False
+    amqp_auto_delete: bool = False
+    rabbit_ha_queues: bool = False
+    rabbit_quorum_queue: bool = False
+    rabbit_quorum_delivery_limit: int = 0
+    rabbit_quorum_max_memory_length: int = 0
+    rabbit_quorum_max_memory_bytes: int = 0
+    rabbit_transient_queues_ttl: int = 1800
+    prefetch_count: int = 100
+    rabbit_retry_interval: float = 1.0
+    rabbit_retry_backoff: float = 2.0
+    rabbit_interval_max: float = 30.0
+    max_retries: int | None = None
+    listen_retries: int = 3
+    kombu_failover_strategy: str = "round-robin"
+    connect_timeout: float = 5.0
+    confirm_timeout: float = 30.0
+    rpc_conn_pool_size: int = 30
+    at_least_once: bool = False
+    transport_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, url: TransportURL, options: Mapping[str, Any]) -> KombuOptions:
+        """Build the options from ``options`` (the URL query merged with keyword
+        arguments), raising :class:`InvalidTransportURL` for a bad value."""
+        values: dict[str, Any] = {}
+        if "rabbit_qos_prefetch_count" in options and "prefetch_count" not in options:
+            values["prefetch_count"] = options["rabbit_qos_prefetch_count"]
+        for field in dataclasses.fields(cls):
+            if field.name in options:
+                values[field.name] = options[field.name]
+        parsed: dict[str, Any] = {}
+        for name, value in values.items():
+            kind = cls._kinds()[name]
+            if value is None and name in {"max_retries"} | cls._optional_text():
+                parsed[name] = None
+            elif kind == "bool":
+                parsed[name] = _as_bool(url, name, value)
+            elif kind == "int":
+                parsed[name] = _as_number(url, name, value, int)
+            elif kind == "float":
+                parsed[name] = _as_number(url, name, value, float)
+            elif kind == "mapping":
+                if not isinstance(value, Mapping):
+                    raise InvalidTransportURL(
+                        str(url), "option transport_options must be a dict: pass it as a "
+                        "get_transport() keyword argument, not in the URL",
+                    )
+                parsed[name] = dict(value)
+            else:
+                parsed[name] = str(value)
+        if parsed.get("max_retries") == -1:
+            parsed["max_retries"] = None
+        opts = cls(**parsed)
+        if opts.rabbit_quorum_queue and opts.rabbit_ha_queues:
+            raise InvalidTransportURL(
+                str(url), "rabbit_quorum_queue and rabbit_ha_queues are both set: a queue is "
+                "either quorum or mirrored, choose one",
+            )
+        return opts
+
+    @staticmethod
+    def _optional_text() -> set[str]:
+        return {"ssl_ca_file", "ssl_cert_file", "ssl_key_file", "ssl_version"}
+
+    @classmethod
+    def _kinds(cls) -> dict[str, str]:
+        kinds = {}
+        for field in dataclasses.fields(cls):
+            text = str(field.type)
+            if text.startswith("bool"):
+                kinds[field.name] = "bool"
+            elif text.startswith("int"):
+                kinds[field.name] = "int"
+            elif text.startswith("float"):
+                kinds[field.name] = "float"
+            elif text.startswith("Mapping"):
+                kinds[field.name] = "mapping"
+            else:
+                kinds[field.name] = "str"
+        return kinds
+
+    @property
+    def durable(self) -> bool:
+        """Topic exchanges and queues are durable with either option (quorum
+        queues are always durable), as in oslo.messaging."""
+        return self.amqp_durable_queues or self.rabbit_quorum_queue
+
+    def retry_policy(self, retries: int | None) -> dict[str, Any]:
+        """kombu ``ensure``/``ensure_connection`` arguments for ``retries``
+        (``None`` or -1: forever)."""
+        return {
+            "max_retries": None if retries is None or retries < 0 else retries,
+            "interval_start": self.rabbit_retry_interval,
+            "interval_step": self.rabbit_retry_backoff,
+            "interval_max": self.rabbit_interval_max,
+        }
+
+    def ssl_params(self) -> dict[str, Any] | bool:
+        """What kombu's ``ssl=`` takes: ``False``, or the TLS parameters."""
+        if not self.ssl:
+            return False
+        params: dict[str, Any] = {}
+        if self.ssl_ca_file:
+            params["ca_certs"] = self.ssl_ca_file
+            params["cert_reqs"] = ssl.CERT_REQUIRED
+        if self.ssl_cert_file:
+            params["certfile"] = self.ssl_cert_file
+        if self.ssl_key_file:
+            params["keyfile"] = self.ssl_key_file
+        if self.ssl_version:
+            name = "PROTOCOL_" + self.ssl_version.upper().replace("V", "v").replace(".", "_")
+            version = getattr(ssl, name, None)
+            if version is None:
+                msg = f"ssl_version {self.ssl_version!r} is unknown: use e.g. TLSv1_2"
+                raise ValueError(msg)
+            params["ssl_version"] = version
+        return params or True
+
+
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(KombuOptions))
+
+
+def _host_urls(url: TransportURL) -> list[str]:
+    """One kombu URL per host of ``url`` (kombu takes alternates ``;``-joined)."""
+    scheme = url.scheme.removeprefix("kombu+")
+    if scheme == "rabbit":
+        scheme = "amqp"
+    vhost = quote(url.virtual_host or "", safe="")
+    if not url.hosts:
+        if scheme in _AMQP_SCHEMES:
+            return [f"{scheme}://guest:guest@localhost:5672/{vhost}"]
+        return [f"{scheme}://" + (f"/{vhost}" if vhost else "")]
+    out = []
+    for host in url.hosts:
+        creds = ""
+        if host.username is not None or host.password is not None:
+            creds = quote(host.username or "", safe="")
+            if host.password is not None:
+                creds += ":" + quote(host.password, safe="")
+            creds += "@"
+        name = host.hostname or "localhost"
+        if ":" in name:
+            name = f"[{name}]"
+        port = f":{host.port}" if host.port else ""
+        out.append(f"{scheme}://{creds}{name}{port}/{vhost}")
+    return out
+
+
+def build_connection(url: TransportURL, opts: KombuOptions, *, purpose: str) -> Any:
+    """A (not yet connected) kombu connection to every host of ``url``:
+    failover follows ``kombu_failover_strategy``; publisher confirms are on
+    for AMQP. ``purpose`` names the connection in the broker's listings."""
+    urls = _host_urls(url)
+    is_amqp = url.scheme.removeprefix("kombu+") in _AMQP_SCHEMES
+    transport_options: dict[str, Any] = {}
+    if is_amqp:
+        transport_options["confirm_publish"] = True
+        transport_options["client_properties"] = {
+            "connection_name": f"dovecote:{os.getpid()}:{purpose}",
+            "capabilities": {
+                "authentication_failure_close": True,
+                "connection.blocked": True,
+                "consumer_cancel_notify": True,
+            },
+        }
+    else:
+        transport_options["polling_interval"] = 0.05
+    transport_options.update(opts.transport_options)
+    try:
+        ssl_params = opts.ssl_params()
+    except ValueError as exc:
+        raise InvalidTransportURL(str(url), str(exc)) from None
+    return Connection(
+        ";".join(urls),
+        ssl=ssl_params,
+        heartbeat=opts.heartbeat_timeout_threshold if purpose != "publish" else 0,
+        failover_strategy=opts.kombu_failover_strategy,
+        connect_timeout=opts.connect_timeout,
+        transport_options=transport_options,
+    )
+
+
+class Entities:
+    """The exchanges and queues of oslo.messaging's wire format, declared with
+    oslo.messaging's arguments."""
+
+    def __init__(self, opts: KombuOptions) -> None:
+        self.opts = opts
+
+    def _queue_arguments(self, *, ttl: int, quorum: bool) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        if self.opts.rabbit_ha_queues:
+            args["x-ha-policy"] = "all"
+        if quorum:
+            args["x-queue-type"] = "quorum"
+            if self.opts.rabbit_quorum_delivery_limit:
+                args["x-delivery-limit"] = self.opts.rabbit_quorum_delivery_limit
+            if self.opts.rabbit_quorum_max_memory_length:
+                args["x-max-in-memory-length"] = self.opts.rabbit_quorum_max_memory_length
+            if self.opts.rabbit_quorum_max_memory_bytes:
+                args["x-max-in-memory-bytes"] = self.opts.rabbit_quorum_max_memory_bytes
+        if ttl > 0:
+            args["x-expires"] = ttl * 1000
+        return args
+
+    def topic_exchange(self, name: str) -> Any:
+        """The topic exchange RPC and notifications are published on."""
+        return Exchange(
+            name, type="topic", durable=self.opts.durable,
+            auto_delete=self.opts.amqp_auto_delete,
+        )
+
+    def fanout_exchange(self, topic: str) -> Any:
+        """``<topic>_fanout``: transient, deleted with its last queue."""
+        return Exchange(f"{topic}_fanout", type="fanout", durable=False, auto_delete=True)
+
+    def topic_queue(self, name: str, bindings: list[tuple[str, str]]) -> Any:
+        """A shared queue bound to ``(exchange, routing_key)`` pairs on topic
+        exchanges: ``<topic>``, ``<topic>.<server>``, or a notification queue
+        (``<topic>.<priority>`` or a pool bound to several of them)."""
+        exchanges = {name_: self.topic_exchange(name_) for name_, _ in bindings}
+        options: dict[str, Any] = {
+            "durable": self.opts.durable, "auto_delete": self.opts.amqp_auto_delete,
+            "queue_arguments": self._queue_arguments(ttl=0, quorum=self.opts.rabbit_quorum_queue),
+        }
+        if len(bindings) == 1:
+            exchange, key = bindings[0]
+            return Queue(name, exchange=exchanges[exchange], routing_key=key, **options)
+        # kombu drops a queue's own exchange once it has a list of bindings
+        pairs = [binding(exchanges[exchange], routing_key=key) for exchange, key in bindings]
+        return Queue(name, bindings=pairs, **options)
+
+    def fanout_queue(self, topic: str, name: str) -> Any:
+        """One listener's queue on ``<topic>_fanout``: auto-delete, and expiring
+        after ``rabbit_transient_queues_ttl`` should a crash leave it behind."""
+        return Queue(
+            name, exchange=self.fanout_exchange(topic), routing_key=topic,
+            durable=False, auto_delete=True,
+            queue_arguments=self._queue_arguments(
+                ttl=self.opts.rabbit_transient_queues_ttl, quorum=False
+            ),
+        )
+
+    def reply_queue(self, name: str) -> Any:
+        """A driver's ``reply_<id>`` queue on the default exchange, as oslo
+        declares it: transient, not auto-delete, expiring when unused."""
+        return Queue(
+            name, exchange=Exchange(""), routing_key=name, durable=False,
+            auto_delete=False,
+            queue_arguments=self._queue_arguments(
+                ttl=self.opts.rabbit_transient_queues_ttl, quorum=False
+            ),
+        )
+
+    def dead_letter_queue(self, name: str) -> Any:
+        """``<topic>.<priority>.dead``: durable, kept until someone reads it."""
+        return Queue(
+            name, exchange=Exchange(""), routing_key=name, durable=True,
+            auto_delete=False,
+        )

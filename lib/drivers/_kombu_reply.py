@@ -1,0 +1,131 @@
+"""The kombu driver's reply consumer: one ``reply_<id>`` queue and one daemon
+thread per driver, draining replies and heartbeats to the waiting callers.
+
+The thread blocks in ``drain_events`` with a short timeout, so ``stop`` ends it
+within that timeout; it reconnects (re-declaring the same queue) with back-off
+when the connection is lost, waiting on its stop event rather than sleeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ._kombu_listener import connection_errors
+from ._kombu_options import Consumer
+
+if TYPE_CHECKING:
+    from .kombu import KombuDriver
+
+__all__ = ["ReplyConsumer"]
+
+#: How long one drain blocks: the bound on how long ``stop`` waits for the thread.
+_DRAIN_TIMEOUT = 0.2
+
+log = structlog.get_logger()
+
+
+class ReplyConsumer:
+    """Declares the driver's reply queue and hands what arrives there to
+    ``driver.deliver_reply`` from a thread named ``dovecote-reply-<id>``."""
+
+    def __init__(self, driver: KombuDriver, *, retry: int | None) -> None:
+        self.driver = driver
+        self.name = f"reply_{driver.new_id()}"
+        self._queue = driver.entities.reply_queue(self.name)
+        self._conn = driver.new_connection("reply")
+        self._errors = connection_errors(self._conn)
+        self._stop = threading.Event()
+        self._interval = driver.opts.rabbit_retry_interval
+        self._channel: Any = None
+        try:
+            self._consume(driver.opts.retry_policy(retry))
+        except self._errors as exc:
+            self._conn.release()
+            raise driver.failure(f"Could not declare reply queue {self.name}", exc) from None
+        self._thread = threading.Thread(
+            target=self._run, name=f"dovecote-reply-{self.name[6:18]}", daemon=True,
+        )
+        self._thread.start()
+
+    def _consume(self, policy: dict[str, Any]) -> None:
+        self._conn.ensure_connection(errback=self.driver.on_connection_error, **policy)
+        channel = self._conn.channel()
+        self._queue(channel).declare()
+        Consumer(
+            channel, queues=[self._queue], no_ack=True, auto_declare=False,
+            on_message=self._on_message,
+        ).consume()
+        self._channel = channel
+
+    def _on_message(self, raw: Any) -> None:
+        try:
+            self.driver.deliver_reply(raw.body)
+        except Exception as exc:  # noqa: BLE001 - one bad reply must not stop the thread
+            log.warning("reply.deliver_failed", transport=str(self.driver.url),
+                        reply_q=self.name, error=str(exc))
+
+    def _run(self) -> None:
+        connected = True
+        while not self._stop.is_set():
+            if not connected:
+                connected = self._reconnect()
+                continue
+            try:
+                with contextlib.suppress(TimeoutError):
+                    self._conn.drain_events(timeout=_DRAIN_TIMEOUT)
+                self._conn.heartbeat_check()
+            except self._errors as exc:
+                self._channel = None
+                log.warning(
+                    "reply.connection_lost", transport=str(self.driver.url),
+                    reply_q=self.name, error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
+                )
+                self._collect()
+                connected = False
+
+    def _collect(self) -> None:
+        self._channel = None
+        try:
+            self._conn.collect()
+        except Exception:  # noqa: BLE001 - the connection is already broken
+            log.debug("reply.collect_failed", reply_q=self.name)
+
+    def _reconnect(self) -> bool:
+        opts = self.driver.opts
+        log.info("reply.reconnecting", transport=str(self.driver.url), reply_q=self.name)
+        try:
+            self._consume(opts.retry_policy(0))
+        except self._errors as exc:
+            log.warning(
+                "reply.reconnect_failed", transport=str(self.driver.url), reply_q=self.name,
+                retry_in=self._interval, error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
+            )
+            self._collect()
+            self._conn.maybe_switch_next()
+            self._stop.wait(self._interval)
+            self._interval = min(self._interval + opts.rabbit_retry_backoff,
+                                 opts.rabbit_interval_max)
+            return False
+        self._interval = opts.rabbit_retry_interval
+        log.info("reply.reconnected", transport=str(self.driver.url), reply_q=self.name)
+        return True
+
+    def stop(self) -> None:
+        """Stop the thread (within one drain timeout, or one connect attempt),
+        delete the reply queue while still connected, and close the connection.
+        A queue left behind by a crash expires after ``rabbit_transient_queues_ttl``."""
+        self._stop.set()
+        self._thread.join(timeout=self.driver.opts.connect_timeout + 2 * _DRAIN_TIMEOUT + 1)
+        if self._channel is not None and not self._thread.is_alive():
+            try:
+                self._channel.queue_delete(self.name)
+            except self._errors as exc:
+                log.debug("reply.delete_failed", reply_q=self.name, error=str(exc))
+        try:
+            self._conn.release()
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            log.debug("reply.close_failed", reply_q=self.name)

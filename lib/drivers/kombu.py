@@ -1,0 +1,324 @@
+"""``rabbit://`` and ``kombu+SCHEME://``: RabbitMQ (and any kombu transport),
+wire-compatible with oslo.messaging's rabbit driver.
+
+* Publishing goes through a pool of kombu connections with publisher
+  confirms, so ``send`` returns once the broker has the message; kombu's
+  ``Connection.ensure`` retries with back-off and fails over across the URL's
+  hosts. ``at_least_once`` publishes mandatory: an unroutable call raises
+  :class:`MessageUndeliverable` instead of waiting for its timeout.
+* Each listener owns a connection, channel and consumer, drained by ``poll``
+  (see :mod:`._kombu_listener`); the broker holds what exceeds the prefetch.
+* Replies reach callers through one reply queue and one thread per driver,
+  created on the first call (see :mod:`._kombu_reply`).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from .. import _wire
+from .._errors import InvalidTarget, MessageDeliveryFailure, MessageUndeliverable
+from .._url import mask_password
+from ._kombu_listener import (
+    ERROR_HEADER,
+    REDELIVERIES_HEADER,
+    KombuIncomingMessage,
+    KombuListener,
+    connection_errors,
+)
+from ._kombu_options import (
+    Entities,
+    Exchange,
+    KombuOptions,
+    Producer,
+    build_connection,
+    maybe_declare,
+)
+from ._kombu_reply import ReplyConsumer
+from .base import Driver, Listener, PendingReply
+
+if TYPE_CHECKING:
+    from .._target import Target
+    from .._url import TransportURL
+
+__all__ = [
+    "ERROR_HEADER",
+    "REDELIVERIES_HEADER",
+    "KombuDriver",
+    "KombuIncomingMessage",
+    "KombuListener",
+    "KombuOptions",
+]
+
+#: How many times a reply or heartbeat is retried when ``max_retries`` is unset:
+#: a caller that waits longer than that has timed out anyway.
+_REPLY_RETRIES = 3
+
+log = structlog.get_logger()
+
+
+def _wants_at_least_once(transport_options: Any) -> bool:
+    if transport_options is None:
+        return False
+    if isinstance(transport_options, Mapping):
+        return bool(transport_options.get("at_least_once"))
+    return bool(getattr(transport_options, "at_least_once", False))
+
+
+class _Publication:
+    """One publish, retried by ``Connection.ensure``: declares what it needs on
+    the connection's current channel, publishes, and notes a basic.return."""
+
+    def __init__(self, conn: Any, declare: Sequence[Any], **publish: Any) -> None:
+        self.conn = conn
+        self.declare = declare
+        self.publish = publish
+        self.returned: list[BaseException] = []
+
+    def revive(self, channel: Any) -> None:
+        """kombu's hook after a reconnection: ``run`` always uses the default channel."""
+
+    def _on_return(self, exc: BaseException, *_args: Any) -> None:
+        self.returned.append(exc)
+
+    def run(self) -> None:
+        channel = self.conn.default_channel
+        for entity in self.declare:
+            maybe_declare(entity, channel)
+        self.returned.clear()
+        events = getattr(channel, "events", None)
+        if events is not None:
+            events["basic_return"].add(self._on_return)
+        try:
+            Producer(channel, auto_declare=False).publish(**self.publish)
+        finally:
+            if events is not None:
+                events["basic_return"].discard(self._on_return)
+
+
+class KombuDriver(Driver):
+    """The RabbitMQ driver (and any kombu transport through ``kombu+SCHEME://``).
+
+    Options (URL query or ``get_transport`` keyword arguments) are listed in
+    :class:`~._kombu_options.KombuOptions` and the README.
+    """
+
+    confirms = True
+
+    def __init__(self, url: TransportURL, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.opts = KombuOptions.parse(url, self.options)
+        self.entities = Entities(self.opts)
+        self._template = self.new_connection("publish")
+        self._pool = self._template.Pool(limit=self.opts.rpc_conn_pool_size or None)
+        self._lock = threading.Lock()
+        self._reply: ReplyConsumer | None = None
+        self._listeners: weakref.WeakSet[KombuListener] = weakref.WeakSet()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<KombuDriver {self.url}>"
+
+    # -- helpers the listener and reply consumer share -------------------------
+    @staticmethod
+    def new_id() -> str:
+        """A fresh hex uuid4, as every id on the wire."""
+        return _wire.new_id()
+
+    def new_connection(self, purpose: str) -> Any:
+        """A fresh, unconnected kombu connection to the URL's hosts."""
+        return build_connection(self.url, self.opts, purpose=purpose)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every password of the URL masked."""
+        text = mask_password(text)
+        for host in self.url.hosts:
+            if host.password:
+                text = text.replace(host.password, "****")
+        return text
+
+    def failure(self, what: str, exc: BaseException) -> MessageDeliveryFailure:
+        """A :class:`MessageDeliveryFailure` saying what failed, where, why and
+        what to do, with the password masked."""
+        detail = f"{type(exc).__name__}: {exc}"
+        hint = "check that the broker is running and reachable, and the URL's credentials"
+        if "PRECONDITION_FAILED" in detail:
+            hint = (
+                "an exchange or queue of that name already exists with other arguments: make "
+                "amqp_durable_queues / rabbit_quorum_queue / rabbit_ha_queues match the "
+                "services that declared it, or delete it"
+            )
+        elif "NOT_FOUND" in detail:
+            hint = "the exchange or queue does not exist: start a listener first"
+        return MessageDeliveryFailure(self.scrub(f"{what} on {self.url}: {detail}; {hint}"))
+
+    def on_connection_error(self, exc: BaseException, interval: float) -> None:
+        """kombu's errback while (re)connecting: log the retry."""
+        log.warning(
+            "connection.retrying", transport=str(self.url), retry_in=interval,
+            error=self.scrub(f"{type(exc).__name__}: {exc}"),
+        )
+
+    def forget_listener(self, listener: KombuListener) -> None:
+        """A listener was cleaned up: ``cleanup`` need not close it."""
+        with self._lock:
+            self._listeners.discard(listener)
+
+    def _exchange(self, target: Target) -> str:
+        return target.exchange or self.control_exchange
+
+    # -- publishing --------------------------------------------------------------
+    def publish(
+        self, exchange: Any, routing_key: str, body: str | bytes, *,
+        headers: Mapping[str, Any] | None = None, expiration: float | None = None,
+        mandatory: bool = False, declare: Sequence[Any] = (), retry: int | None = None,
+        content_type: str = "application/json", content_encoding: str = "utf-8",
+    ) -> None:
+        """Publish ``body`` persistently and wait for the broker's confirm,
+        retrying ``retry`` times (default ``max_retries``; ``None``: forever).
+
+        Raises :class:`MessageUndeliverable` when a mandatory message was
+        returned, :class:`MessageDeliveryFailure` when the retries ran out.
+        """
+        if self._closed:
+            raise MessageDeliveryFailure(
+                f"Transport {self.url} was cleaned up: create a new transport to send"
+            )
+        policy = self.opts.retry_policy(retry if retry is not None else self.opts.max_retries)
+        conn = self._pool.acquire(block=True)
+        try:
+            job = _Publication(
+                conn, declare, body=body, exchange=exchange, routing_key=routing_key,
+                headers=dict(headers or {}), delivery_mode=2, expiration=expiration,
+                mandatory=mandatory, content_type=content_type,
+                content_encoding=content_encoding, confirm_timeout=self.opts.confirm_timeout,
+            )
+            conn.ensure_connection(errback=self.on_connection_error, **policy)
+            conn.ensure(job, job.run, errback=self.on_connection_error, **policy)()
+        except connection_errors(conn) as exc:
+            conn.collect()  # a channel closed by the broker must not go back to the pool
+            name = exchange.name if isinstance(exchange, Exchange) else exchange
+            raise self.failure(
+                f"Could not publish to exchange {name!r} with routing key {routing_key!r}", exc,
+            ) from None
+        finally:
+            conn.release()
+        if job.returned:
+            name = exchange.name if isinstance(exchange, Exchange) else exchange
+            raise MessageUndeliverable(job.returned[0], name, routing_key, body)
+
+    def send_reply(self, reply_q: str, body: Mapping[str, Any]) -> None:
+        """Publish a reply or heartbeat to ``reply_q``; one for a queue that does
+        not exist (the caller is gone) is logged and dropped."""
+        msg_id = body.get("_msg_id")
+        retries = self.opts.max_retries if self.opts.max_retries is not None else _REPLY_RETRIES
+        try:
+            self.publish("", reply_q, _wire.encode_envelope(body), mandatory=True, retry=retries)
+        except MessageUndeliverable:
+            log.warning("reply.undeliverable", transport=str(self.url), reply_q=reply_q,
+                        msg_id=msg_id, reason="the reply queue does not exist: caller gone")
+        except MessageDeliveryFailure as exc:
+            log.error("reply.failed", transport=str(self.url), reply_q=reply_q,
+                      msg_id=msg_id, error=str(exc))
+
+    def _reply_queue(self, retry: int | None) -> str:
+        with self._lock:
+            if self._reply is None:
+                self._reply = ReplyConsumer(self, retry=retry)
+            return self._reply.name
+
+    def send(
+        self, target: Target, ctxt: Mapping[str, Any], message: Mapping[str, Any], *,
+        reply: PendingReply | None = None, timeout: float | None = None,
+        call_monitor_timeout: float | None = None, retry: int | None = None,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not target.topic:
+            raise InvalidTarget("A topic is required to send a message", target)
+        topic = target.topic
+        reply_q = self._reply_queue(retry) if reply is not None else None
+        packed = _wire.pack_request(
+            ctxt, message, msg_id=reply.msg_id if reply is not None else None,
+            reply_q=reply_q, call_monitor_timeout=call_monitor_timeout,
+        )
+        body = _wire.encode_envelope(packed)
+        if target.fanout:
+            exchange = self.entities.fanout_exchange(topic)
+            self.publish(exchange, topic, body, declare=[exchange], retry=retry)
+            return
+        exchange = self.entities.topic_exchange(self._exchange(target))
+        self.publish(
+            exchange, f"{topic}.{target.server}" if target.server else topic, body,
+            declare=[exchange], retry=retry,
+            expiration=timeout if reply is not None and timeout else None,
+            mandatory=_wants_at_least_once(transport_options) or self.opts.at_least_once,
+        )
+
+    def send_notification(
+        self, target: Target, ctxt: Mapping[str, Any], message: Mapping[str, Any], *,
+        version: float, retry: int | None = None,
+    ) -> None:
+        """Publish a notification; like oslo.messaging, also declare the queue
+        ``<topic>.<priority>`` so notifications wait there until a listener comes."""
+        if not target.topic:
+            raise InvalidTarget("A topic is required to send a notification", target)
+        packed = _wire.pack_request(ctxt, message)
+        packed.pop("_unique_id", None)
+        body = _wire.encode_envelope(packed) if version >= 2.0 else _wire.dumps(packed)
+        name = self._exchange(target)
+        exchange = self.entities.topic_exchange(name)
+        queue = self.entities.topic_queue(target.topic, [(name, target.topic)])
+        self.publish(exchange, target.topic, body, declare=[exchange, queue], retry=retry)
+
+    # -- listening ---------------------------------------------------------------
+    def _track(self, listener: KombuListener) -> KombuListener:
+        with self._lock:
+            self._listeners.add(listener)
+        return listener
+
+    def listen(self, target: Target) -> Listener:
+        if not target.topic:
+            raise InvalidTarget("A topic is required to listen", target)
+        topic = target.topic
+        exchange = self._exchange(target)
+        queues = [self.entities.topic_queue(topic, [(exchange, topic)])]
+        if target.server:
+            server_queue = f"{topic}.{target.server}"
+            queues.append(self.entities.topic_queue(server_queue, [(exchange, server_queue)]))
+        queues.append(self.entities.fanout_queue(topic, f"{topic}_fanout_{_wire.new_id()}"))
+        return self._track(KombuListener(self, queues, notifications=False, name=str(target)))
+
+    def listen_for_notifications(
+        self, targets_and_priorities: Sequence[tuple[Target, str]], pool: str | None,
+    ) -> Listener:
+        bindings: dict[str, list[tuple[str, str]]] = {}
+        for target, priority in targets_and_priorities:
+            if not target.topic:
+                raise InvalidTarget("A topic is required to listen for notifications", target)
+            key = f"{target.topic}.{priority}"
+            pair = (self._exchange(target), key)
+            found = bindings.setdefault(pool or key, [])
+            if pair not in found:
+                found.append(pair)
+        queues = [self.entities.topic_queue(name, pairs) for name, pairs in bindings.items()]
+        name = f"notifications {sorted(bindings)}"
+        return self._track(KombuListener(self, queues, notifications=True, name=name))
+
+    def cleanup(self) -> None:
+        """Stop the reply thread, close every listener this driver made and every
+        pooled connection. The driver cannot send after this."""
+        with self._lock:
+            self._closed = True
+            reply, self._reply = self._reply, None
+            listeners = list(self._listeners)
+        if reply is not None:
+            reply.stop()
+        for listener in listeners:
+            listener.cleanup()
+        self._pool.force_close_all()
+        self._pending.clear()
