@@ -1,0 +1,376 @@
+"""Connections for the ``amqp1://`` driver: failover, backoff, sending, declaring.
+
+Every Proton object here belongs to one :class:`proton.utils.BlockingConnection`
+and is touched by one thread at a time: a :class:`SendChannel` by whoever holds
+its lock, a listener's connection by its polling thread only. Proton is not
+thread-safe, and a ``BlockingConnection`` runs no thread of its own, so a lock
+(or one owner) is all it takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import amqp
+import amqp.exceptions
+import structlog
+from proton import Message, ProtonException
+from proton.handlers import MessagingHandler
+from proton.utils import BlockingConnection, BlockingSender, SendException
+
+from .._errors import MessageDeliveryFailure
+from .._url import TransportHost, TransportURL, mask_password
+from ._amqp1_address import Binding, Destination, QueueSpec
+
+__all__ = ["TRANSIENT_ERRORS", "Backoff", "HostRing", "Inbox", "SendChannel", "Topology"]
+
+#: What a dropped connection, a refused attach or a missing broker raises.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ProtonException, OSError, amqp.exceptions.AMQPError,
+)
+
+
+def describe(exc: BaseException) -> str:
+    """An error as text, with any password in it masked."""
+    return mask_password(f"{type(exc).__name__}: {exc}")
+
+
+class Backoff:
+    """Exponential reconnect delays: ``initial``, doubled up to ``maximum``."""
+
+    def __init__(self, *, initial: float, maximum: float) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._next = initial
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; each call doubles the following one."""
+        delay = self._next
+        self._next = min(self.maximum, self._next * 2)
+        return delay
+
+    def reset(self) -> None:
+        """Back to ``initial`` after a success."""
+        self._next = self.initial
+
+
+class HostRing:
+    """The URL's hosts in failover order; a failed connect moves on to the next."""
+
+    def __init__(self, url: TransportURL, *, default_port: int = 5672) -> None:
+        hosts = url.hosts or (TransportHost(hostname="127.0.0.1"),)
+        self.hosts = tuple(hosts)
+        self.default_port = default_port
+        self._index = 0
+        self._lock = threading.Lock()
+
+    def rotation(self) -> list[TransportHost]:
+        """Every host, starting with the one that worked last."""
+        with self._lock:
+            return [*self.hosts[self._index:], *self.hosts[: self._index]]
+
+    def worked(self, host: TransportHost) -> None:
+        """Remember ``host`` as the first to try next time."""
+        with self._lock:
+            self._index = self.hosts.index(host)
+
+    def address(self, host: TransportHost) -> str:
+        """``host:port`` (no credentials) for ``host``."""
+        name = host.hostname or "127.0.0.1"
+        if ":" in name:
+            name = f"[{name}]"
+        return f"{name}:{host.port or self.default_port}"
+
+
+def connect(
+    ring: HostRing, *, timeout: float, heartbeat: float | None, virtual_host: str | None,
+    mechanisms: str | None,
+) -> BlockingConnection:
+    """A Proton connection to the first host of ``ring`` that answers.
+
+    Credentials go to Proton as keyword arguments, never inside a URL, so no
+    error text Proton builds can show them.
+    """
+    last: BaseException | None = None
+    for host in ring.rotation():
+        kwargs: dict[str, Any] = {"allow_insecure_mechs": True}
+        if host.username is not None:
+            kwargs.update(user=host.username, password=host.password or "")
+            kwargs["allowed_mechs"] = mechanisms or "PLAIN"
+        else:
+            kwargs["allowed_mechs"] = mechanisms or "ANONYMOUS"
+        if virtual_host:
+            kwargs["virtual_host"] = virtual_host
+        try:
+            conn = BlockingConnection(
+                f"amqp://{ring.address(host)}", timeout=timeout, heartbeat=heartbeat, **kwargs,
+            )
+        except TRANSIENT_ERRORS as exc:
+            last = exc
+            continue
+        ring.worked(host)
+        return conn
+    hosts = ", ".join(ring.address(h) for h in ring.hosts)
+    raise ConnectionError(f"no AMQP 1.0 broker answered at {hosts}: "
+                          f"{describe(last) if last else 'no hosts'}")
+
+
+def close_quietly(conn: BlockingConnection | None) -> None:
+    """Close ``conn``, ignoring what a dead connection raises on the way out."""
+    if conn is None:
+        return
+    with contextlib.suppress(Exception):  # Proton's teardown on a broken socket
+        conn.close()
+
+
+class Inbox(MessagingHandler):
+    """Collects deliveries of the receivers it handles; settles nothing.
+
+    ``prefetch=0`` turns off Proton's automatic credit top-up: the owner grants
+    credit itself, so no more than that many messages ever leave the broker.
+    """
+
+    def __init__(self, conn: BlockingConnection) -> None:
+        super().__init__(prefetch=0, auto_accept=False, auto_settle=False)
+        self.conn = conn
+        self.items: list[tuple[Any, Message, Any]] = []
+        #: Why the broker closed one of the links, once it has.
+        self.failure: str | None = None
+
+    def on_link_remote_close(self, event: Any) -> None:
+        """The broker detached a receiver (queue deleted, connection closing):
+        note it, so the owner reconnects; Proton's default would print it."""
+        condition = event.link.remote_condition
+        self.failure = mask_password(str(condition) if condition else "link closed by the broker")
+        event.link.close()
+        self.conn.container.yield_()
+
+    def on_message(self, event: Any) -> None:
+        """Queue the message with its link and delivery, and wake the wait loop."""
+        self.items.append((event.link, event.message, event.delivery))
+        self.conn.container.yield_()
+
+
+class Topology:
+    """Declares exchanges, queues and bindings over AMQP 0-9-1 (RabbitMQ only).
+
+    RabbitMQ 3.x's AMQP 1.0 plugin can attach to existing queues and exchanges
+    but cannot bind a named queue, so the ``rabbitmq`` address plan declares
+    oslo.messaging's layout here first. A declaration that clashes with an
+    existing object of different flags (another client declared it) is
+    accepted as long as the object exists.
+    """
+
+    def __init__(self, ring: HostRing, *, virtual_host: str, timeout: float) -> None:
+        self._ring = ring
+        self._vhost = virtual_host
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._conn: amqp.Connection | None = None
+        self._known: set[tuple[str, str]] = set()
+
+    def _channel(self) -> Any:
+        if self._conn is None:
+            last: BaseException | None = None
+            for host in self._ring.rotation():
+                conn = amqp.Connection(
+                    host=self._ring.address(host), userid=host.username or "guest",
+                    password=host.password or "guest", virtual_host=self._vhost,
+                    connect_timeout=self._timeout,
+                )
+                try:
+                    conn.connect()
+                except TRANSIENT_ERRORS as exc:
+                    last = exc
+                    continue
+                self._conn = conn
+                break
+            else:
+                raise ConnectionError(f"could not declare queues: {describe(last) if last else ''}")
+        return self._conn.channel()
+
+    def _tolerant(self, declare: Callable[[Any], object], passive: Callable[[Any], object]) -> None:
+        channel = self._channel()
+        try:
+            declare(channel)
+        except amqp.exceptions.PreconditionFailed:
+            passive(self._channel())  # exists with other flags: fine
+        else:
+            channel.close()
+
+    def _exchange(self, binding: Binding) -> None:
+        if ("x", binding.exchange) in self._known or binding.exchange.startswith("amq."):
+            return
+        self._tolerant(
+            lambda ch: ch.exchange_declare(
+                binding.exchange, binding.exchange_type, durable=False,
+                auto_delete=binding.exchange_type == "fanout",
+            ),
+            lambda ch: ch.exchange_declare(binding.exchange, binding.exchange_type, passive=True),
+        )
+        self._known.add(("x", binding.exchange))
+
+    def ensure(
+        self, *, queues: Iterable[QueueSpec] = (), exchanges: Iterable[Binding] = ()
+    ) -> None:
+        """Declare what is missing (cached: declaring again costs nothing)."""
+        with self._lock:
+            try:
+                for binding in exchanges:
+                    self._exchange(binding)
+                for spec in queues:
+                    self._queue(spec)
+            except BaseException:
+                self.forget_locked()
+                raise
+
+    def _queue(self, spec: QueueSpec) -> None:
+        if ("q", spec.name) in self._known:
+            return
+        arguments = {"x-expires": int(spec.expires * 1000)} if spec.expires else None
+        self._tolerant(
+            lambda ch: ch.queue_declare(spec.name, durable=False, auto_delete=False,
+                                        arguments=arguments),
+            lambda ch: ch.queue_declare(spec.name, passive=True),
+        )
+        for binding in spec.bindings:
+            self._exchange(binding)
+            channel = self._channel()
+            channel.queue_bind(spec.name, binding.exchange, binding.routing_key)
+            channel.close()
+        self._known.add(("q", spec.name))
+
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue the driver made for itself (errors ignored: it may be gone)."""
+        with self._lock:
+            self._known.discard(("q", name))
+            try:
+                channel = self._channel()
+                channel.queue_delete(name)
+                channel.close()
+            except TRANSIENT_ERRORS:
+                self.forget_locked()
+
+    def forget(self) -> None:
+        """Forget what was declared (the broker may have lost it) and disconnect."""
+        with self._lock:
+            self.forget_locked()
+
+    def forget_locked(self) -> None:
+        """:meth:`forget` for a caller already holding the lock."""
+        self._known.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # tearing down a dead socket
+                conn.collect()
+
+
+class SendChannel:
+    """One connection that publishes for every thread of a driver, under a lock.
+
+    Each send waits for the broker to settle it (RabbitMQ confirms it), and a
+    dropped connection is reopened with backoff, across the URL's hosts, up to
+    ``retry`` times (``None`` or negative: until :meth:`close`).
+    """
+
+    def __init__(
+        self, open_connection: Callable[[], BlockingConnection], *, send_timeout: float,
+        backoff: Backoff, on_failure: Callable[[], None], log: Any, max_idle: float | None,
+    ) -> None:
+        self._open = open_connection
+        # Proton checks the idle timeout only while it runs, so a connection left
+        # alone longer than that "expires" on its next use: reopen it instead.
+        self._max_idle = max_idle
+        self._last_used = 0.0
+        self._send_timeout = send_timeout
+        self._backoff = backoff
+        self._on_failure = on_failure
+        self._log = log
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._conn: BlockingConnection | None = None
+        self._senders: dict[str, BlockingSender] = {}
+
+    def publish(
+        self, destination: Destination, body: str | bytes, *, retry: int | None = None,
+        ttl: float | None = None, properties: Mapping[str, Any] | None = None,
+        prepare: Callable[[], None] | None = None,
+    ) -> None:
+        """Send ``body`` to ``destination``; ``prepare`` runs before each attempt
+        (declarations); raises :class:`MessageDeliveryFailure` when out of retries."""
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        message = Message(
+            body=data, inferred=True, content_type="application/json", durable=True,
+            subject=destination.subject, properties=dict(properties) if properties else None,
+        )
+        if ttl:
+            message.ttl = ttl
+        attempt = 0
+        while True:
+            if self._closed.is_set():
+                raise MessageDeliveryFailure("the transport was cleaned up")
+            try:
+                if prepare is not None:
+                    prepare()
+                with self._lock:
+                    self._send_locked(destination.address, message)
+            except SendException as exc:
+                raise MessageDeliveryFailure(
+                    f"the broker refused a message to {destination.address!r}: {describe(exc)}"
+                ) from None
+            except TRANSIENT_ERRORS as exc:
+                self._reset()
+                attempt += 1
+                if retry is not None and 0 <= retry < attempt:
+                    raise MessageDeliveryFailure(
+                        f"could not send to {destination.address!r} after {attempt} attempt(s): "
+                        f"{describe(exc)}"
+                    ) from None
+                delay = self._backoff.next_delay()
+                self._log.warning("sender.reconnecting", attempt=attempt, delay_s=delay,
+                                  error=describe(exc))
+                self._closed.wait(delay)
+            else:
+                self._backoff.reset()
+                return
+
+    def _send_locked(self, address: str, message: Message) -> None:
+        now = time.monotonic()
+        if self._conn is not None and self._max_idle and now - self._last_used > self._max_idle:
+            close_quietly(self._conn)
+            self._conn = None
+        self._last_used = now
+        if self._conn is None:
+            self._conn = self._open()
+            self._senders.clear()
+        sender = self._senders.get(address)
+        if sender is None:
+            if len(self._senders) >= 256:  # bound the cache of per-address links
+                _, old = self._senders.popitem()
+                old.close()  # type: ignore[no-untyped-call]
+            sender = self._senders[address] = self._conn.create_sender(address)
+        sender.send(message, timeout=self._send_timeout)
+
+    def _reset(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self._senders.clear()
+        close_quietly(conn)
+        self._on_failure()
+
+    def close(self) -> None:
+        """Close the connection; later sends fail at once."""
+        self._closed.set()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self._senders.clear()
+        close_quietly(conn)
+
+
+def logger(url: TransportURL, **bound: Any) -> Any:
+    """The structlog logger every part of the driver logs through."""
+    return structlog.get_logger().bind(transport=str(url), **bound)

@@ -1,0 +1,272 @@
+"""Listeners of the ``amqp1://`` driver: one Proton connection per listener,
+driven by the thread that calls :meth:`Amqp1Listener.poll`.
+
+Settling a message is a Proton call, and Proton is not thread-safe, so
+``acknowledge()``, ``requeue()`` and ``dead_letter()`` (which run in worker
+threads) only queue the settlement; the polling thread applies the queue at
+the start of every poll (at most one poll interval later) and at cleanup.
+Replies, requeues and dead letters are *published* through the driver's
+shared, locked :class:`~._amqp1_connection.SendChannel`, from any thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from proton import Delivery, Timeout
+
+from .. import _wire
+from ._amqp1_connection import TRANSIENT_ERRORS, Backoff, Inbox, close_quietly, describe
+from .base import IncomingMessage, Listener
+
+if TYPE_CHECKING:
+    from proton.utils import BlockingConnection, BlockingReceiver
+
+    from ._amqp1_address import Source
+    from .amqp1 import Amqp1Driver
+
+__all__ = ["ERROR_PROPERTY", "REDELIVERIES_PROPERTY", "Amqp1IncomingMessage", "Amqp1Listener"]
+
+REDELIVERIES_PROPERTY = "x-dovecote-redeliveries"
+ERROR_PROPERTY = "x-dovecote-error"
+
+
+def decode(body: object) -> dict[str, Any]:
+    """A received AMQP body as a message dict; :class:`_wire.MalformedMessage` if it
+    is not one (Data sections arrive as ``memoryview``, AmqpValue strings as ``str``)."""
+    if isinstance(body, memoryview):
+        body = body.tobytes()
+    if isinstance(body, bytearray):
+        body = bytes(body)
+    if not isinstance(body, (str, bytes, Mapping)):
+        raise _wire.MalformedMessage(f"body is an AMQP {type(body).__name__}, not JSON text")
+    return _wire.decode_body(body)
+
+
+class Amqp1IncomingMessage(IncomingMessage):
+    """A request or notification taken by an :class:`Amqp1Listener`."""
+
+    __slots__ = ("_body", "_delivery", "_generation", "_listener", "_properties", "_settled",
+                 "_source", "_subject")
+
+    def __init__(
+        self, listener: Amqp1Listener, source: Source, raw: Any, delivery: Any, generation: int,
+        *, settled: bool, **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._listener = listener
+        self._source = source
+        body = raw.body
+        self._body: str | bytes = (
+            body.tobytes() if isinstance(body, memoryview)
+            else body if isinstance(body, (str, bytes)) else _wire.dumps(body)
+        )
+        self._subject: str | None = raw.subject
+        self._properties: dict[str, Any] = dict(raw.properties or {})
+        self._delivery = delivery
+        self._generation = generation
+        self._settled = settled
+
+    def _send_reply(self, body: dict[str, Any]) -> None:
+        reply_q = self.message.get("_reply_q")
+        if not reply_q or not self.msg_id:
+            return
+        body["_msg_id"] = self.msg_id
+        body["_unique_id"] = _wire.new_id()
+        driver = self._listener.driver
+        driver.sender.publish(driver.plan.queue(str(reply_q)), _wire.encode_envelope(body))
+
+    def reply(self, result: Any = None, failure: str | None = None) -> None:
+        self._send_reply({"result": result, "failure": failure, "ending": True})
+
+    def heartbeat(self) -> None:
+        self._send_reply({"result": None, "failure": None, "ending": False})
+
+    def acknowledge(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        self._listener.settle_later(self, self._delivery, self._generation)
+
+    def requeue(self) -> None:
+        if self._settled:
+            return
+        properties = {**self._properties, REDELIVERIES_PROPERTY: self.redeliveries + 1}
+        driver = self._listener.driver
+        driver.sender.publish(
+            driver.plan.requeue_to(self._source), self._body, properties=properties,
+        )
+        self.acknowledge()
+
+    def dead_letter(self, reason: str) -> str:
+        driver = self._listener.driver
+        destination, spec = driver.plan.dead_letter_to(self._source, self._subject)
+        properties = {**self._properties, ERROR_PROPERTY: reason}
+        driver.sender.publish(
+            destination, self._body, properties=properties,
+            prepare=lambda: driver.declare(queues=[spec]),
+        )
+        self.acknowledge()
+        return spec.name
+
+
+class Amqp1Listener(Listener):
+    """Receives from a set of sources over one connection of its own.
+
+    Credit is granted by hand, ``prefetch`` per source and topped up only in
+    :meth:`poll`: while nobody polls, nothing more leaves the broker. A dropped
+    connection is reopened from :meth:`poll` with backoff; a poll never blocks
+    longer than its ``timeout`` (beyond a TCP connect to a dead host).
+    """
+
+    def __init__(
+        self, driver: Amqp1Driver, sources: list[Source], *, notifications: bool,
+        own_queues: list[str],
+    ) -> None:
+        self.driver = driver
+        self.sources = sources
+        self._notifications = notifications
+        self._own_queues = own_queues
+        self._prefetch = driver.prefetch
+        self._log = driver.log.bind(listener=",".join(s.address for s in sources))
+        self._stopped = threading.Event()
+        self._backoff = Backoff(initial=driver.reconnect_delay, maximum=driver.reconnect_max_delay)
+        self._next_attempt = 0.0
+        self._generation = 0
+        self._conn: BlockingConnection | None = None
+        self._inbox: Inbox | None = None
+        self._receivers: dict[Any, tuple[Source, BlockingReceiver]] = {}
+        self._to_settle: collections.deque[tuple[Any, int]] = collections.deque()
+        try:
+            self._open()
+        except TRANSIENT_ERRORS as exc:
+            self._failed(exc)
+
+    # -- connection ------------------------------------------------------------
+    def _open(self) -> None:
+        self.driver.declare(queues=[s.queue for s in self.sources if s.queue is not None])
+        conn = self.driver.open_connection()
+        try:
+            inbox = Inbox(conn)
+            receivers: dict[Any, tuple[Source, BlockingReceiver]] = {}
+            for source in self.sources:
+                receiver = conn.create_receiver(source.address, credit=0, handler=inbox)
+                receivers[receiver.link] = (source, receiver)
+        except BaseException:
+            close_quietly(conn)
+            raise
+        self._conn, self._inbox, self._receivers = conn, inbox, receivers
+        self._generation += 1
+        self._backoff.reset()
+        self._log.info("listener.connected", generation=self._generation)
+
+    def _failed(self, exc: BaseException | str) -> None:
+        conn, self._conn, self._inbox, self._receivers = self._conn, None, None, {}
+        close_quietly(conn)
+        self.driver.forget_declarations()
+        delay = self._backoff.next_delay()
+        self._next_attempt = time.monotonic() + delay
+        self._log.warning("listener.reconnecting", delay_s=delay,
+                          error=exc if isinstance(exc, str) else describe(exc))
+
+    # -- polling ---------------------------------------------------------------
+    def poll(self, timeout: float, max_messages: int) -> list[IncomingMessage]:
+        deadline = time.monotonic() + timeout
+        if self._stopped.is_set():
+            return []
+        if self._conn is None:
+            wait = self._next_attempt - time.monotonic()
+            if wait > 0:
+                self._stopped.wait(min(wait, timeout))
+                return []
+            try:
+                self._open()
+            except TRANSIENT_ERRORS as exc:
+                self._failed(exc)
+                return []
+        try:
+            return self._take(deadline, max_messages)
+        except TRANSIENT_ERRORS as exc:
+            self._failed(exc)
+            return []
+
+    def _take(self, deadline: float, max_messages: int) -> list[IncomingMessage]:
+        conn, inbox = self._conn, self._inbox
+        assert conn is not None
+        assert inbox is not None
+        self._apply_settlements()
+        for link in self._receivers:
+            queued = sum(1 for item in inbox.items if item[0] is link)
+            want = self._prefetch - link.credit - queued
+            if want > 0:
+                link.flow(want)
+        remaining = deadline - time.monotonic()
+        with contextlib.suppress(Timeout):  # nothing came: an empty poll
+            conn.wait(lambda: bool(inbox.items) or inbox.failure is not None,
+                      timeout=max(remaining, 0.0))
+        if inbox.failure is not None:
+            raise ConnectionError(inbox.failure)
+        taken = inbox.items[:max_messages]
+        del inbox.items[:max_messages]
+        return [self._incoming(link, raw, delivery) for link, raw, delivery in taken]
+
+    def _incoming(self, link: Any, raw: Any, delivery: Any) -> Amqp1IncomingMessage:
+        source = self._receivers[link][0]
+        if isinstance(raw.body, memoryview):  # a view into memory Proton frees later
+            raw.body = raw.body.tobytes()
+        if not self._notifications:  # requests: taken means done (at most once)
+            delivery.update(Delivery.ACCEPTED)
+            delivery.settle()
+        try:
+            redeliveries = int((raw.properties or {}).get(REDELIVERIES_PROPERTY, 0))
+        except (TypeError, ValueError):
+            redeliveries = 0
+        common: dict[str, Any] = {
+            "settled": not self._notifications, "redeliveries": redeliveries,
+        }
+        try:
+            body = decode(raw.body)
+        except _wire.MalformedMessage as exc:
+            self._log.warning("message.malformed", source=source.address, reason=str(exc))
+            return Amqp1IncomingMessage(self, source, raw, delivery, self._generation,
+                                        ctxt={}, message={}, error=str(exc), **common)
+        ctxt, message = _wire.split_context(body)
+        msg_id = None if self._notifications else message.get("_msg_id")
+        return Amqp1IncomingMessage(
+            self, source, raw, delivery, self._generation, ctxt=ctxt, message=message,
+            msg_id=msg_id if isinstance(msg_id, str) else None, **common,
+        )
+
+    # -- settlement ------------------------------------------------------------
+    def settle_later(self, _incoming: IncomingMessage, delivery: Any, generation: int) -> None:
+        """Queue ``delivery`` to be accepted by the polling thread (thread-safe)."""
+        self._to_settle.append((delivery, generation))
+
+    def _apply_settlements(self) -> None:
+        while self._to_settle:
+            delivery, generation = self._to_settle.popleft()
+            if generation == self._generation and self._conn is not None:
+                delivery.update(Delivery.ACCEPTED)
+                delivery.settle()
+            # else: taken on a connection that is gone; the broker redelivers it
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def cleanup(self) -> None:
+        """Settle what was acknowledged, close the connection (the broker takes
+        back anything unsettled) and delete this listener's own queues."""
+        self.stop()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(*TRANSIENT_ERRORS):
+                self._apply_settlements()  # sent before the close frame
+        self._conn, self._inbox, self._receivers = None, None, {}
+        close_quietly(conn)
+        for queue in self._own_queues:
+            self.driver.delete_queue(queue)
