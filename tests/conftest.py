@@ -26,6 +26,7 @@ AMQP1_URL = os.environ.get("DOVECOTE_TEST_AMQP1_URL", "amqp1://guest:guest@127.0
 # name -> (URL factory, needs the broker)
 TRANSPORTS: dict[str, tuple[str, bool]] = {
     "memory": ("memory://{unique}", False),
+    "rabbit": (RABBIT_URL, True),
     "amqp1": (AMQP1_URL, True),
 }
 

@@ -42,7 +42,7 @@ class ReplyConsumer:
         self._interval = driver.opts.rabbit_retry_interval
         self._channel: Any = None
         try:
-            self._consume(driver.opts.retry_policy(retry))
+            self._consume(driver.retry_policy(retry))
         except self._errors as exc:
             self._conn.release()
             raise driver.failure(f"Could not declare reply queue {self.name}", exc) from None

@@ -164,6 +164,11 @@ class KombuDriver(Driver):
             error=self.scrub(f"{type(exc).__name__}: {exc}"),
         )
 
+    def retry_policy(self, retry: int | None) -> dict[str, Any]:
+        """kombu's retry arguments for a ``retry`` argument (``None``: the
+        ``max_retries`` option; ``None`` or -1 there: forever)."""
+        return self.opts.retry_policy(retry if retry is not None else self.opts.max_retries)
+
     def forget_listener(self, listener: KombuListener) -> None:
         """A listener was cleaned up: ``cleanup`` need not close it."""
         with self._lock:
@@ -189,7 +194,7 @@ class KombuDriver(Driver):
             raise MessageDeliveryFailure(
                 f"Transport {self.url} was cleaned up: create a new transport to send"
             )
-        policy = self.opts.retry_policy(retry if retry is not None else self.opts.max_retries)
+        policy = self.retry_policy(retry)
         conn = self._pool.acquire(block=True)
         try:
             job = _Publication(
