@@ -76,6 +76,21 @@ def wait_reply(pending: PendingReply, within: float = 5.0) -> Any:
     return answer
 
 
+def round_trip(
+    driver: KombuDriver, listener: Listener, topic: str, result: Any
+) -> tuple[IncomingMessage, Any]:
+    """One call to ``topic`` answered with ``result``: (the request, the answer)."""
+    pending = PendingReply(_wire.new_id())
+    driver.expect_reply(pending)
+    driver.send(dovecote.Target(topic=topic), {}, {"method": "call", "args": {}},
+                reply=pending, timeout=5)
+    (request,) = poll_until(listener, 1)
+    request.reply(result=result)
+    answer = wait_reply(pending)
+    driver.forget(pending)
+    return request, answer
+
+
 # -- routing ---------------------------------------------------------------------
 def test_topic_and_server_routing(driver: KombuDriver, topic: str) -> None:
     listener = driver.listen(dovecote.Target(topic=topic, server="s1"))
@@ -177,15 +192,10 @@ def test_one_reply_queue_per_driver(driver: KombuDriver, topic: str) -> None:
     listener = driver.listen(dovecote.Target(topic=topic))
     try:
         queues = set()
-        for _ in range(3):
-            pending = PendingReply(_wire.new_id())
-            driver.expect_reply(pending)
-            driver.send(dovecote.Target(topic=topic), {}, {"method": "m", "args": {}},
-                        reply=pending, timeout=5)
-            (got,) = poll_until(listener, 1)
-            queues.add(got.message["_reply_q"])
-            got.reply(result=1)
-            assert wait_reply(pending)["result"] == 1
+        for i in range(3):
+            request, answer = round_trip(driver, listener, topic, i)
+            assert answer["result"] == i
+            queues.add(request.message["_reply_q"])
         assert len(queues) == 1
         names = [t.name for t in threading.enumerate() if t.name.startswith("dovecote-reply-")]
         assert len(names) == 1

@@ -11,35 +11,22 @@ import socket
 import subprocess
 import time
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
 import dovecote
 import pytest
 import structlog
 from dovecote import _wire
-from dovecote.drivers.base import IncomingMessage, Listener, PendingReply
+from dovecote.drivers.base import PendingReply
 from dovecote.drivers.kombu import KombuDriver
-from kombu import Connection, Producer
+from kombu import Producer
+from test_kombu_driver import driver, poll_until, rabbit_transport, raw, ready, round_trip
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 
-RAW_URL = "amqp://guest:guest@127.0.0.1:5672//"
+__all__ = ["driver", "rabbit_transport", "raw"]  # fixtures shared with the driver tests
+
 SECRET = "S3cretPassw0rd"
-
-
-@pytest.fixture
-def driver(rabbitmq: str) -> Iterator[KombuDriver]:
-    transport = dovecote.get_transport(rabbitmq)
-    assert isinstance(transport.driver, KombuDriver)
-    yield transport.driver
-    transport.cleanup()
-
-
-@pytest.fixture
-def raw(rabbitmq: str) -> Iterator[Any]:
-    with Connection(RAW_URL) as conn:
-        yield conn
 
 
 def publish_raw(raw: Any, routing_key: str, body: bytes | str, exchange: str = "openstack") -> None:
@@ -51,22 +38,6 @@ def publish_raw(raw: Any, routing_key: str, body: bytes | str, exchange: str = "
 
 def envelope(message: object) -> str:
     return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(message)})
-
-
-def poll_until(listener: Listener, count: int, within: float = 5.0) -> list[IncomingMessage]:
-    out: list[IncomingMessage] = []
-    deadline = time.monotonic() + within
-    while len(out) < count and time.monotonic() < deadline:
-        out.extend(listener.poll(0.2, count - len(out)))
-    return out
-
-
-def ready(raw: Any, queue: str) -> int:
-    channel = raw.channel()
-    try:
-        return int(channel.queue_declare(queue=queue, passive=True).message_count)
-    finally:
-        channel.close()
 
 
 def close_my_connections() -> int:
@@ -178,13 +149,7 @@ def test_listener_and_reply_consumer_reconnect_after_the_broker_closes_them(
 ) -> None:
     listener = driver.listen(dovecote.Target(topic=topic, server="s1"))
     try:
-        pending = PendingReply(_wire.new_id())
-        driver.expect_reply(pending)
-        driver.send(dovecote.Target(topic=topic), {}, {"method": "warm", "args": {}},
-                    reply=pending, timeout=5)
-        (first,) = poll_until(listener, 1)
-        first.reply(result="before")
-        assert pending.wait(5) is not None
+        assert round_trip(driver, listener, topic, "before")[1]["result"] == "before"
         fanout_queue = next(q.name for q in listener.queues if "_fanout_" in q.name)
 
         with structlog.testing.capture_logs() as logs:
@@ -206,15 +171,7 @@ def test_listener_and_reply_consumer_reconnect_after_the_broker_closes_them(
         assert [m.message["method"] for m in poll_until(listener, 1)] == ["all"]
 
         # and replies still arrive through the reconnected reply consumer
-        pending = PendingReply(_wire.new_id())
-        driver.expect_reply(pending)
-        driver.send(dovecote.Target(topic=topic), {}, {"method": "call", "args": {}},
-                    reply=pending, timeout=5)
-        (call,) = poll_until(listener, 1)
-        call.reply(result="after")
-        answer = pending.wait(5)
-        assert answer is not None
-        assert answer["result"] == "after"
+        assert round_trip(driver, listener, topic, "after")[1]["result"] == "after"
     finally:
         listener.cleanup()
 
