@@ -42,7 +42,7 @@ ERROR_HEADER = "x-dovecote-error"
 #: dead-letter queue is still ``<topic>.<priority>.dead`` when it came from a pool.
 ROUTING_KEY_HEADER = "x-dovecote-routing-key"
 #: After the first message of a batch, how long a drain waits for the next one.
-_DRAIN_MORE = 0.01
+_DRAIN_MORE = 0.001
 
 log = structlog.get_logger()
 
