@@ -13,6 +13,7 @@ from typing import Any
 
 import dovecote
 import pytest
+import structlog
 from dovecote import _wire
 from dovecote.drivers.base import IncomingMessage, Listener, PendingReply
 from dovecote.drivers.kombu import KombuDriver
@@ -424,6 +425,11 @@ def test_url_options_are_parsed_and_keywords_win(rabbitmq: str) -> None:
         assert opts.prefetch_count == 9
         assert opts.amqp_durable_queues is True
         assert opts.rabbit_retry_interval == 0.5
+    with structlog.testing.capture_logs() as logs, \
+            dovecote.get_transport(rabbitmq + "?prefetch_cont=3"):
+        pass
+    assert [e["options"] for e in logs if e["event"] == "transport.unknown_options"] == [
+        ["prefetch_cont"]]
     with pytest.raises(dovecote.InvalidTransportURL, match="amqp_durable_queues"):
         dovecote.get_transport(rabbitmq + "?amqp_durable_queues=maybe")
     with pytest.raises(dovecote.InvalidTransportURL, match="prefetch_count"):
@@ -548,8 +554,7 @@ def test_dovecote_call_reaches_an_oslo_server(driver: KombuDriver, topic: str) -
     conf = oslo_conf()
     oslo_transport = oslo_messaging.get_rpc_transport(conf, url=RAW_URL.replace("amqp", "rabbit"))
     server = oslo_messaging.get_rpc_server(
-        oslo_transport, oslo_messaging.Target(topic=topic, server="oslo"), [Endpoint()],
-        executor="threading")
+        oslo_transport, oslo_messaging.Target(topic=topic, server="oslo"), [Endpoint()])
     server.start()
     try:
         pending = PendingReply(_wire.new_id())

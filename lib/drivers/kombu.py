@@ -32,6 +32,7 @@ from ._kombu_listener import (
     connection_errors,
 )
 from ._kombu_options import (
+    OPTION_NAMES,
     Entities,
     Exchange,
     KombuOptions,
@@ -58,6 +59,9 @@ __all__ = [
 #: How many times a reply or heartbeat is retried when ``max_retries`` is unset:
 #: a caller that waits longer than that has timed out anyway.
 _REPLY_RETRIES = 3
+
+#: Options read elsewhere (``get_transport``) or accepted under oslo.messaging's name.
+_OTHER_OPTIONS = frozenset({"control_exchange", "rabbit_qos_prefetch_count"})
 
 log = structlog.get_logger()
 
@@ -113,6 +117,10 @@ class KombuDriver(Driver):
     def __init__(self, url: TransportURL, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         self.opts = KombuOptions.parse(url, self.options)
+        unknown = sorted(set(self.options) - OPTION_NAMES - _OTHER_OPTIONS)
+        if unknown:
+            log.warning("transport.unknown_options", transport=str(url), options=unknown,
+                        hint="the rabbit driver ignores them: check their spelling")
         self.entities = Entities(self.opts)
         self._template = self.new_connection("publish")
         self._pool = self._template.Pool(limit=self.opts.rpc_conn_pool_size or None)
