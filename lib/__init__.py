@@ -1,5 +1,13 @@
 """dovecote: RPC and notifications between threaded services, on pykka actors."""
 
+from ._endpoints import (
+    DefaultRPCAccessPolicy,
+    ExplicitRPCAccessPolicy,
+    LegacyRPCAccessPolicy,
+    RPCAccessPolicyBase,
+    expected_exceptions,
+    expose,
+)
 from ._errors import (
     ExpectedException,
     InvalidTarget,
@@ -13,6 +21,10 @@ from ._errors import (
     RPCVersionCapError,
     UnsupportedVersion,
 )
+from ._logging import configure_logging
+from ._rpc_client import RPCClient, get_rpc_client
+from ._rpc_server import get_rpc_server
+from ._serializer import JsonPayloadSerializer, NoOpSerializer, Serializer
 from ._target import Target
 from ._transport import (
     Transport,
@@ -23,22 +35,35 @@ from ._transport import (
 from ._url import TransportHost, TransportURL
 
 __all__ = [
+    "DefaultRPCAccessPolicy",
     "ExpectedException",
+    "ExplicitRPCAccessPolicy",
     "InvalidTarget",
     "InvalidTransportURL",
+    "JsonPayloadSerializer",
+    "LegacyRPCAccessPolicy",
     "MessageDeliveryFailure",
     "MessageUndeliverable",
     "MessagingException",
     "MessagingTimeout",
+    "NoOpSerializer",
     "NoSuchMethod",
+    "RPCAccessPolicyBase",
+    "RPCClient",
     "RPCVersionCapError",
     "RemoteError",
+    "Serializer",
     "Target",
     "Transport",
     "TransportHost",
     "TransportURL",
     "UnsupportedVersion",
+    "configure_logging",
+    "expected_exceptions",
+    "expose",
     "get_notification_transport",
+    "get_rpc_client",
+    "get_rpc_server",
     "get_rpc_transport",
     "get_transport",
 ]

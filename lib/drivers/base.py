@@ -33,57 +33,65 @@ __all__ = ["Driver", "IncomingMessage", "Listener", "PendingReply"]
 
 class PendingReply:
     """The caller's side of one call: the driver delivers replies and heartbeats
-    for ``msg_id`` here, and the caller waits in :meth:`wait`."""
+    for ``msg_id`` here, and the caller waits in :meth:`wait`.
 
-    __slots__ = ("_beat", "_cond", "_reply", "msg_id")
+    ``timeout`` bounds the whole call; ``call_monitor_timeout`` bounds the
+    silence between two heartbeats from the server.
+    """
 
-    def __init__(self, msg_id: str) -> None:
+    __slots__ = ("_cond", "_deadline", "_last_sign", "_reply", "call_monitor_timeout",
+                 "msg_id", "timeout")
+
+    def __init__(
+        self, msg_id: str, *, timeout: float | None = None,
+        call_monitor_timeout: float | None = None,
+    ) -> None:
         self.msg_id = msg_id
+        self.timeout = timeout
+        self.call_monitor_timeout = call_monitor_timeout or None
         self._cond = threading.Condition(threading.Lock())
         self._reply: Mapping[str, Any] | None = None
-        self._beat = 0
+        now = time.monotonic()
+        self._deadline = None if timeout is None else now + timeout
+        self._last_sign = now
 
     def deliver(self, reply: Mapping[str, Any]) -> None:
         """Hand over a reply body: a heartbeat (``ending`` false, no result or
         failure) renews the call monitor; anything else is the answer."""
+        is_heartbeat = (
+            reply.get("ending") is False and reply.get("result") is None
+            and not reply.get("failure")
+        )
         with self._cond:
-            if reply.get("ending") is False and reply.get("result") is None and not reply.get(
-                "failure"
-            ):
-                self._beat += 1
-            elif self._reply is None or reply.get("ending"):
-                if self._reply is not None and reply.get("result") is None and not reply.get(
-                    "failure"
-                ):
-                    return  # oslo.messaging's old second "ending" message: keep the first
+            self._last_sign = time.monotonic()
+            if not is_heartbeat and self._reply is None:
                 self._reply = reply
             self._cond.notify_all()
 
-    def wait(
-        self, timeout: float | None, call_monitor_timeout: float | None = None
-    ) -> Mapping[str, Any]:
-        """Wait for the answer, at most ``timeout`` seconds in all, and at most
-        ``call_monitor_timeout`` seconds between two heartbeats."""
-        now = time.monotonic()
-        deadline = None if timeout is None else now + timeout
-        monitor_deadline = None if not call_monitor_timeout else now + call_monitor_timeout
+    def wait(self, patience: float | None = None) -> Mapping[str, Any] | None:
+        """The answer; ``None`` if ``patience`` seconds pass first (the call
+        goes on); :class:`MessagingTimeout` once the call itself timed out."""
+        give_up = None if patience is None else time.monotonic() + patience
         with self._cond:
-            beats = self._beat
             while self._reply is None:
                 now = time.monotonic()
-                if self._beat != beats and call_monitor_timeout:
-                    beats = self._beat
-                    monitor_deadline = now + call_monitor_timeout
-                limits = [d for d in (deadline, monitor_deadline) if d is not None]
-                if limits and now >= min(limits):
-                    why = (
-                        f"no heartbeat from the server within call_monitor_timeout="
-                        f"{call_monitor_timeout}s"
-                        if monitor_deadline is not None and now >= monitor_deadline
-                        else f"no reply within {timeout}s"
+                monitor = (
+                    self._last_sign + self.call_monitor_timeout
+                    if self.call_monitor_timeout else None
+                )
+                if self._deadline is not None and now >= self._deadline:
+                    raise MessagingTimeout(
+                        f"Timed out waiting for a reply to message ID {self.msg_id}: "
+                        f"no reply within {self.timeout}s"
                     )
-                    raise MessagingTimeout(f"Timed out waiting for a reply to message "
-                                           f"{self.msg_id}: {why}")
+                if monitor is not None and now >= monitor:
+                    raise MessagingTimeout(
+                        f"Timed out waiting for a reply to message ID {self.msg_id}: no "
+                        f"heartbeat within call_monitor_timeout={self.call_monitor_timeout}s"
+                    )
+                if give_up is not None and now >= give_up:
+                    return None
+                limits = [t for t in (self._deadline, monitor, give_up) if t is not None]
                 self._cond.wait(min(limits) - now if limits else None)
             return self._reply
 

@@ -1,0 +1,87 @@
+"""The base of every dovecote actor: bound logs, counters, owner-only stop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeAlias
+
+import pykka
+import pykka.messages
+import structlog
+
+__all__ = ["DovecoteActor", "Shutdown", "Track"]
+
+#: Called with each new actor, so its server can find it (``server.actors()``).
+Track: TypeAlias = "Callable[[DovecoteActor], None] | None"
+
+
+class Shutdown:
+    """Sent by an actor's owner: finish what is queued, then stop."""
+
+    __slots__ = ()
+
+
+SHUTDOWN = Shutdown()
+
+
+class DovecoteActor(pykka.ThreadingActor):
+    """A pykka actor that logs with its identity bound and stops only when its
+    owner (the server) says so.
+
+    pykka stops every registered actor when any actor's code raises a
+    ``BaseException`` (``ActorRegistry.stop_all()``); a server must survive an
+    endpoint that raises ``SystemExit``, so a dovecote actor answers a stop
+    request that is not its owner's ``Shutdown`` by logging it and going on.
+    """
+
+    use_daemon_thread: ClassVar[bool] = True
+    kind: ClassVar[str] = "actor"
+
+    def __init__(self, *, track: Track = None, **log_fields: Any) -> None:
+        super().__init__()
+        if track is not None:
+            track(self)
+        self.log_fields = {"actor": type(self).__name__, "actor_urn": self.actor_urn,
+                           **log_fields}
+        self.log = structlog.get_logger("dovecote.actors").bind(**self.log_fields)
+        self.handled = 0
+        self.failed = 0
+        self.thread: threading.Thread | None = None
+        self._owner_stop = False
+
+    def on_start(self) -> None:
+        self.thread = threading.current_thread()
+        self.thread.name = f"dovecote-{self.kind}-{self.actor_urn[-8:]}"
+
+    def _handle_receive(self, message: Any) -> Any:
+        if isinstance(message, Shutdown):
+            self._owner_stop = True
+            self.on_shutdown()
+            return None
+        if isinstance(message, pykka.messages._ActorStop) and not self._owner_stop:
+            self.log.warning("actor.stop_ignored",
+                             reason="only the server that owns this actor stops it")
+            return None
+        return super()._handle_receive(message)
+
+    def on_shutdown(self) -> None:
+        """Owner asked to stop; the default stops once the mailbox is handled."""
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop after the messages already queued (an actor may stop itself)."""
+        self._owner_stop = True
+        super().stop()
+
+    def snapshot(self) -> dict[str, Any]:
+        """A record for ``server.actors()``."""
+        return {
+            "kind": self.kind,
+            "urn": self.actor_urn,
+            "actor": type(self).__name__,
+            "alive": self.actor_ref.is_alive(),
+            "mailbox": self.actor_inbox.qsize(),
+            "handled": self.handled,
+            "failed": self.failed,
+        }

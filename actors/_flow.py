@@ -1,0 +1,46 @@
+"""Flow control: how many messages a server may hold before listeners pause."""
+
+from __future__ import annotations
+
+import threading
+
+__all__ = ["CreditGate"]
+
+
+class CreditGate:
+    """Counts messages taken from transports and not yet finished.
+
+    Listeners :meth:`acquire` credit before polling and poll for no more than
+    they got, so a flood waits at the broker instead of in actor mailboxes.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"max_in_flight must be at least 1, not {limit}")
+        self.limit = limit
+        self._in_flight = 0
+        self._cond = threading.Condition(threading.Lock())
+
+    @property
+    def in_flight(self) -> int:
+        """Messages taken and not yet finished."""
+        return self._in_flight
+
+    def acquire(self, want: int, timeout: float) -> int:
+        """Take up to ``want`` credits, waiting at most ``timeout`` for any; 0 if none."""
+        with self._cond:
+            if self._in_flight >= self.limit and not self._cond.wait_for(
+                lambda: self._in_flight < self.limit, timeout
+            ):
+                return 0
+            granted = min(want, self.limit - self._in_flight)
+            self._in_flight += granted
+            return granted
+
+    def release(self, count: int) -> None:
+        """Give back ``count`` credits (messages finished, or credit not used)."""
+        if count <= 0:
+            return
+        with self._cond:
+            self._in_flight -= count
+            self._cond.notify_all()

@@ -1,0 +1,183 @@
+"""ListenerActor: polls one driver listener and feeds the dispatcher."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from dovecote._target import Target
+
+from ._base import DovecoteActor, Track
+from ._messages import POLL, Batch, Finish, ListenerCrashed, ListenerPaused, Poll
+
+if TYPE_CHECKING:
+    import pykka
+    from dovecote._transport import Transport
+    from dovecote.drivers.base import IncomingMessage, Listener
+
+    from ._flow import CreditGate
+
+__all__ = ["ListenerActor", "ListenerSpec"]
+
+#: How long one poll may block: bounds how long a stop request waits.
+POLL_TIMEOUT = 0.1
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ListenerSpec:
+    """What one listener listens to: a transport plus an RPC target, or
+    notification targets with priorities and a pool."""
+
+    transport: Transport
+    target: Target | None = None
+    notification_targets: tuple[tuple[Target, str], ...] = ()
+    pool: str | None = None
+
+    def describe(self) -> str:
+        """The target as text, for logs and ``server.actors()``."""
+        if self.target is not None:
+            return str(self.target)
+        topics = sorted({f"{t.topic}.{p}" for t, p in self.notification_targets})
+        pool = f" pool={self.pool}" if self.pool else ""
+        return f"<Notifications {', '.join(topics)}{pool}>"
+
+    def open(self) -> Listener:
+        """Ask the driver for the listener."""
+        driver = self.transport.driver
+        if self.target is not None:
+            return driver.listen(self.target)
+        return driver.listen_for_notifications(list(self.notification_targets), self.pool)
+
+
+class ListenerActor(DovecoteActor):
+    """Polls its listener with a short timeout and re-sends itself a poll after
+    each batch, so a stop request never waits behind a long blocking poll.
+    Polls only for as many messages as the server's credit allows."""
+
+    kind = "listener"
+
+    def __init__(
+        self, *, spec: ListenerSpec, dispatcher: pykka.ActorRef[Any], gate: CreditGate,
+        batch_size: int, batch_timeout: float | None, attempt: int = 0, delay: float = 0.0,
+        server_stopping: threading.Event, server: str,
+        track: Track = None,
+    ) -> None:
+        super().__init__(track=track, server=server, listener=spec.describe(), transport=str(
+            spec.transport.url))
+        self.spec = spec
+        self.dispatcher = dispatcher
+        self.gate = gate
+        self.batch_size = max(1, batch_size)
+        self.batch_timeout = batch_timeout
+        self.attempt = attempt
+        self.delay = delay
+        self.server_stopping = server_stopping
+        self.listener: Listener | None = None
+        self._paused = False
+        self._batch: list[IncomingMessage] = []
+        self._batch_started = 0.0
+        if not delay:
+            # In the caller's thread: when server.start() or listen() returns, the
+            # queues exist, and a failure to connect is raised to the caller.
+            self.listener = spec.open()
+
+    def on_start(self) -> None:
+        super().on_start()
+        if self.listener is None:
+            self.log.info("listener.restarting", attempt=self.attempt, delay_s=self.delay)
+            if self.server_stopping.wait(self.delay):
+                self._pause()
+                return
+            try:
+                self.listener = self.spec.open()
+            except Exception as exc:  # noqa: BLE001 - the server restarts us with backoff
+                self._crash(exc)
+                return
+        self.log.info("listener.started", attempt=self.attempt)
+        self.actor_ref.tell(POLL)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Poll):
+            self._poll()
+        elif isinstance(message, Finish):
+            self._finish()
+        return None
+
+    def _poll(self) -> None:
+        if self._paused or self.listener is None:
+            return
+        want = self.batch_size - len(self._batch)
+        credit = self.gate.acquire(want, POLL_TIMEOUT)
+        taken: list[IncomingMessage] = []
+        if credit:
+            timeout = POLL_TIMEOUT
+            if self._batch and self.batch_timeout is not None:
+                timeout = min(timeout, max(
+                    0.0, self._batch_started + self.batch_timeout - time.monotonic()))
+            try:
+                taken = self.listener.poll(timeout, credit)
+            except Exception as exc:  # noqa: BLE001 - the server restarts us with backoff
+                self.gate.release(credit)
+                self._crash(exc)
+                return
+            self.gate.release(credit - len(taken))
+        if taken:
+            if not self._batch:
+                self._batch_started = time.monotonic()
+            self._batch.extend(taken)
+            self.log.debug("message.received", count=len(taken))
+        if self._batch and self._batch_due():
+            self._flush()
+        self.actor_ref.tell(POLL)
+
+    def _batch_due(self) -> bool:
+        if len(self._batch) >= self.batch_size or self.batch_timeout is None:
+            return True
+        return time.monotonic() - self._batch_started >= self.batch_timeout
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        self.handled += len(batch)
+        self.dispatcher.tell(Batch(batch))
+
+    def _crash(self, exc: Exception) -> None:
+        self.failed += 1
+        self.log.error("listener.crashed", attempt=self.attempt, error=str(exc))
+        if self._batch:
+            self._flush()
+        self._paused = True
+        self.dispatcher.tell(ListenerCrashed(self.actor_ref, self.spec, self.attempt, str(exc)))
+
+    def on_shutdown(self) -> None:
+        """Stop polling; hand over a partial batch; wait for ``Finish``."""
+        self._pause()
+
+    def _pause(self) -> None:
+        if self._batch:
+            self._flush()
+        if not self._paused and self.listener is not None:
+            try:
+                self.listener.stop()
+            except Exception as exc:  # noqa: BLE001 - stopping anyway
+                self.log.warning("listener.stop_failed", error=str(exc))
+        self._paused = True
+        self.log.info("listener.paused")
+        self.dispatcher.tell(ListenerPaused(self.actor_ref))
+
+    def _finish(self) -> None:
+        if self.listener is not None:
+            try:
+                self.listener.cleanup()
+            except Exception as exc:  # noqa: BLE001 - stopping anyway
+                self.log.warning("listener.cleanup_failed", error=str(exc))
+            self.listener = None
+        self.log.info("listener.stopped")
+        self.stop()
+
+    def snapshot(self) -> dict[str, Any]:
+        record = super().snapshot()
+        record["target"] = self.spec.describe()
+        record["transport"] = str(self.spec.transport.url)
+        return record

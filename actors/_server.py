@@ -1,0 +1,225 @@
+"""MessageHandlingServer: the actors of one RPC server or notification listener."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pykka
+import structlog
+from dovecote._endpoints import all_refs
+
+from ._base import SHUTDOWN, DovecoteActor
+from ._dispatcher import DispatcherActor
+from ._flow import CreditGate
+from ._heartbeat import HeartbeatTimer
+from ._listener import ListenerActor, ListenerSpec
+from ._messages import ListenerAdded, RemoveListener, StopServer
+from ._worker import WorkerActor
+
+if TYPE_CHECKING:
+    from dovecote._handling import Handler
+    from dovecote._target import Target
+    from dovecote._transport import Transport
+
+__all__ = ["EXECUTORS", "MessageHandlingServer"]
+
+EXECUTORS = ("blocking", "threading")
+log = structlog.get_logger("dovecote.actors")
+
+
+class MessageHandlingServer:
+    """Runs a handler (RPC or notifications) on actors: one listener actor per
+    listener, one dispatcher actor, and for ``"threading"`` a pool of workers.
+
+    ``start()`` (blocks for ``"blocking"``), ``stop()`` (never blocks; safe
+    from signal handlers and endpoints), ``wait(timeout=None)`` (all actors
+    gone), and ``start()`` again after ``wait()``.
+    """
+
+    def __init__(
+        self, handler: Handler, *, executor: str = "threading", max_workers: int = 8,
+        max_in_flight: int = 512, name: str = "server", endpoints: Sequence[Any] = (),
+    ) -> None:
+        if executor not in EXECUTORS:
+            msg = f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}"
+            raise ValueError(msg)
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        self.handler = handler
+        self.executor = executor
+        self.max_workers = max_workers
+        self.max_in_flight = max_in_flight
+        self.name = name
+        self.endpoints = list(endpoints)
+        self._specs: list[ListenerSpec] = []
+        self._lock = threading.RLock()  # actors register themselves while start() holds it
+        self._actors: list[DovecoteActor] = []
+        self._dispatcher: pykka.ActorRef[Any] | None = None
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._stopping = threading.Event()
+        self._heartbeats = HeartbeatTimer(name=name)
+        self._gate = CreditGate(max_in_flight)
+        self.handler.bind({"server": name}, self._heartbeats)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<MessageHandlingServer {self.name} executor={self.executor} {state}>"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server has started and not yet finished stopping."""
+        return not self._stopped.is_set()
+
+    # -- listeners --------------------------------------------------------------
+    def listen(self, transport: Transport, target: Target) -> ListenerSpec:
+        """Listen on ``target`` over ``transport`` too; before or after
+        ``start()``. Returns a handle for :meth:`remove_listener`."""
+        return self._add(ListenerSpec(transport=transport, target=target))
+
+    def _add(self, spec: ListenerSpec) -> ListenerSpec:
+        with self._lock:
+            if self._dispatcher is not None:
+                self._start_listener(spec)
+            self._specs.append(spec)
+        return spec
+
+    def _start_listener(self, spec: ListenerSpec) -> None:
+        assert self._dispatcher is not None
+        ref = self._spawn_listener(spec, 0, 0.0)
+        self._dispatcher.tell(ListenerAdded(ref, spec))
+
+    def remove_listener(self, spec: ListenerSpec) -> None:
+        """Stop listening on what :meth:`listen` added."""
+        with self._lock:
+            self._specs.remove(spec)
+            if self._dispatcher is not None:
+                self._dispatcher.tell(RemoveListener(spec))
+
+    def _spawn_listener(self, spec: ListenerSpec, attempt: int, delay: float) -> pykka.ActorRef[
+        Any
+    ]:
+        assert self._dispatcher is not None
+        return ListenerActor.start(
+            spec=spec, dispatcher=self._dispatcher, gate=self._gate,
+            batch_size=self.handler.batch_size, batch_timeout=self.handler.batch_timeout,
+            attempt=attempt, delay=delay, server_stopping=self._stopping, server=self.name,
+            track=self._track,
+        )
+
+    def _track(self, actor: DovecoteActor) -> None:
+        with self._lock:
+            self._actors = [a for a in self._actors if a.actor_ref.is_alive()]
+            self._actors.append(actor)
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> None:
+        """Start the actors. With ``"blocking"`` this returns only after
+        ``stop()``, having run every endpoint method in this thread."""
+        with self._lock:
+            if self._dispatcher is not None:
+                return
+            self._stopped.clear()
+            self._stopping.clear()
+            holder: list[DispatcherActor] = []
+            blocking = self.executor == "blocking"
+            self._dispatcher = DispatcherActor.start(
+                handler=self.handler, gate=self._gate, spawn_listener=self._spawn_listener,
+                on_stopped=self._on_dispatcher_stopped, server=self.name,
+                in_caller_thread=blocking, holder=holder, track=self._track,
+            )
+            dispatcher = holder[0]
+            if not blocking:
+                dispatcher.add_workers([
+                    WorkerActor.start(dispatcher=self._dispatcher, server=self.name,
+                                      track=self._track)
+                    for _ in range(self.max_workers)
+                ])
+            try:
+                for spec in self._specs:
+                    self._start_listener(spec)
+            except BaseException:
+                self._dispatcher.tell(StopServer())
+                if blocking:
+                    dispatcher.run_here()
+                raise
+        log.info("server.started", server=self.name, executor=self.executor,
+                 listeners=len(self._specs))
+        if blocking:
+            dispatcher.run_here()
+            if not dispatcher.stopping:  # interrupted (e.g. KeyboardInterrupt in pykka's loop)
+                log.warning("server.interrupted", server=self.name)
+                self._abandon()
+
+    def stop(self) -> None:
+        """Ask the server to stop: listeners first, then in-flight work
+        finishes (replies are still sent), then the dispatcher and workers.
+        Returns at once; :meth:`wait` waits for it."""
+        with self._lock:
+            dispatcher = self._dispatcher
+        if dispatcher is not None:
+            self._stopping.set()
+            try:
+                dispatcher.tell(StopServer())
+            except pykka.ActorDeadError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every actor of the server has stopped; ``False`` if
+        ``timeout`` seconds passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._stopped.wait(timeout):
+            return False
+        with self._lock:
+            actors = list(self._actors)
+        for actor in actors:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not actor.actor_stopped.wait(remaining):
+                return False
+            thread = actor.thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(remaining)
+                if thread.is_alive():
+                    return False
+        with self._lock:
+            self._actors = [a for a in self._actors if a.actor_ref.is_alive()]
+        return True
+
+    def _on_dispatcher_stopped(self) -> None:
+        self._heartbeats.stop()
+        with self._lock:
+            self._dispatcher = None
+        self._stopped.set()
+
+    def _abandon(self) -> None:
+        """Stop every actor without draining (the dispatcher loop is gone)."""
+        with self._lock:
+            actors = list(self._actors)
+        for actor in actors:
+            if actor.actor_ref.is_alive() and not isinstance(actor, DispatcherActor):
+                actor.actor_ref.tell(SHUTDOWN)
+        self._on_dispatcher_stopped()
+
+    # -- introspection ------------------------------------------------------------
+    def actors(self) -> list[dict[str, Any]]:
+        """A live snapshot: one record per actor (``kind``, ``urn``, ``target``,
+        ``alive``, ``mailbox`` depth, ``handled``, ``failed``), endpoint actors
+        included."""
+        with self._lock:
+            actors = [a for a in self._actors if a.actor_ref.is_alive()]
+        records = []
+        for actor in actors:
+            record = actor.snapshot()
+            record.setdefault("target", None)
+            record["server"] = self.name
+            records.append(record)
+        for ref in all_refs(self.endpoints):
+            records.append({
+                "kind": "endpoint", "urn": ref.actor_urn, "actor": ref.actor_class.__name__,
+                "alive": ref.is_alive(), "mailbox": ref.actor_inbox.qsize(),
+                "handled": None, "failed": None, "target": None, "server": self.name,
+            })
+        return records

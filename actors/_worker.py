@@ -1,0 +1,48 @@
+"""WorkerActor: runs jobs for the thread-pool executor."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._base import DovecoteActor, Track
+from ._messages import Jobs, WorkerIdle
+
+if TYPE_CHECKING:
+    import pykka
+
+__all__ = ["WorkerActor", "run_jobs"]
+
+
+def run_jobs(message: Jobs, log: Any) -> tuple[int, int]:
+    """Run every job; return ``(messages, failed)``. A job never raises: one
+    that does is a bug in dovecote, logged and counted as failed."""
+    count = failed = 0
+    for job in message.jobs:
+        count += job.count
+        try:
+            ok = job.run()
+        except BaseException as exc:
+            log.error("job.crashed", error=repr(exc), exc_info=exc)
+            ok = False
+        if not ok:
+            failed += job.count
+    return count, failed
+
+
+class WorkerActor(DovecoteActor):
+    """One of the ``max_workers`` actors of the ``"threading"`` executor; tells
+    the dispatcher when it is idle again, so work goes to idle workers only."""
+
+    kind = "worker"
+
+    def __init__(self, *, dispatcher: pykka.ActorRef[Any], server: str, track: Track = None) -> None:
+        super().__init__(track=track, server=server)
+        self.dispatcher = dispatcher
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Jobs):
+            count, failed = run_jobs(message, self.log)
+            self.handled += count - failed
+            self.failed += failed
+            self.dispatcher.tell(WorkerIdle(self.actor_ref, count, failed))
+        return None

@@ -1,0 +1,150 @@
+"""Endpoints: which methods of which objects (or pykka actors) a server exposes.
+
+A plain object exposes its public methods defined on its class (and its own
+base classes, never ``object``'s), never ``target``. A pykka ``ActorRef`` or
+proxy exposes the public methods of its actor class, minus pykka's own.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import pykka
+
+from ._errors import ExpectedException
+from ._target import Target
+
+__all__ = [
+    "DefaultRPCAccessPolicy",
+    "ExplicitRPCAccessPolicy",
+    "LegacyRPCAccessPolicy",
+    "RPCAccessPolicyBase",
+    "actor_ref_of",
+    "endpoint_methods",
+    "expected_exceptions",
+    "expose",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_RESERVED = frozenset({"target", "filter_rule"})
+_PYKKA_NAMES = frozenset(dir(pykka.ThreadingActor))
+
+
+def expose(func: F) -> F:
+    """Mark a method callable under :class:`ExplicitRPCAccessPolicy`."""
+    func.exposed = True  # type: ignore[attr-defined]
+    return func
+
+
+def expected_exceptions(*exceptions: type[BaseException]) -> Callable[[F], F]:
+    """Declare exceptions that are part of a method's contract: the server logs
+    them briefly instead of with a traceback, and the caller gets them as usual."""
+
+    def decorator(func: F) -> F:
+        @functools.wraps(func)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except ExpectedException:
+                raise
+            except exceptions as exc:
+                raise ExpectedException((type(exc), exc, exc.__traceback__)) from exc
+
+        return inner  # type: ignore[return-value]
+
+    return decorator
+
+
+class RPCAccessPolicyBase(abc.ABC):
+    """Decides whether a method of an endpoint may be called remotely."""
+
+    @abc.abstractmethod
+    def is_allowed(self, endpoint: Any, method: str) -> bool:
+        """Whether ``method`` of ``endpoint`` may be called remotely."""
+
+
+class DefaultRPCAccessPolicy(RPCAccessPolicyBase):
+    """No name starting with ``_`` (the default)."""
+
+    def is_allowed(self, endpoint: Any, method: str) -> bool:
+        return not method.startswith("_")
+
+
+class ExplicitRPCAccessPolicy(RPCAccessPolicyBase):
+    """Only methods decorated with :func:`expose`."""
+
+    def is_allowed(self, endpoint: Any, method: str) -> bool:
+        func = getattr(endpoint, method, None)
+        return bool(getattr(func, "exposed", False))
+
+
+class LegacyRPCAccessPolicy(RPCAccessPolicyBase):
+    """Everything the endpoint's class defines, private names included."""
+
+    def is_allowed(self, endpoint: Any, method: str) -> bool:
+        return True
+
+
+def actor_ref_of(endpoint: Any) -> pykka.ActorRef[Any] | None:
+    """The ``ActorRef`` behind an endpoint that is a pykka actor, else ``None``."""
+    if isinstance(endpoint, pykka.ActorRef):
+        return endpoint
+    if isinstance(endpoint, pykka.ActorProxy):
+        ref: pykka.ActorRef[Any] = endpoint.actor_ref
+        return ref
+    return None
+
+
+def endpoint_methods(endpoint: Any, policy: RPCAccessPolicyBase) -> dict[str, Callable[..., Any]]:
+    """The callable methods of ``endpoint`` by name: for an actor, the unbound
+    functions of its class; for a plain object, its bound methods."""
+    ref = actor_ref_of(endpoint)
+    cls = ref.actor_class if ref is not None else type(endpoint)
+    found: dict[str, Callable[..., Any]] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is object or (ref is not None and klass.__module__.startswith("pykka")):
+            continue
+        for name, value in vars(klass).items():
+            if name in _RESERVED or (name.startswith("__") and name.endswith("__")):
+                continue
+            if ref is not None and name in _PYKKA_NAMES:
+                continue
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if not callable(value) or inspect.isclass(value):
+                continue
+            probe = value if ref is not None else getattr(endpoint, name, None)
+            if probe is None or not policy.is_allowed(_PolicyView(endpoint, name, probe), name):
+                found.pop(name, None)
+                continue
+            found[name] = probe
+    return found
+
+
+class _PolicyView:
+    """Lets a policy look up ``method`` on an actor endpoint through its class."""
+
+    def __init__(self, endpoint: Any, name: str, func: Callable[..., Any]) -> None:
+        self._endpoint = endpoint
+        setattr(self, name, func)
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self._endpoint, item)
+
+
+def endpoint_target(endpoint: Any) -> Target:
+    """The ``target`` class attribute of an endpoint, or the default (namespace
+    None, version 1.0)."""
+    ref = actor_ref_of(endpoint)
+    holder = ref.actor_class if ref is not None else endpoint
+    target = getattr(holder, "target", None)
+    return target if isinstance(target, Target) else Target()
+
+
+def all_refs(endpoints: Iterable[Any]) -> list[pykka.ActorRef[Any]]:
+    """The actor refs among ``endpoints``."""
+    return [ref for ref in map(actor_ref_of, endpoints) if ref is not None]
