@@ -10,10 +10,16 @@ import pykka
 import pykka.messages
 import structlog
 
-__all__ = ["DovecoteActor", "Shutdown", "Track"]
+__all__ = ["DovecoteActor", "Shutdown", "Track", "mailbox_depth"]
 
 #: Called with each new actor, so its server can find it (``server.actors()``).
 Track: TypeAlias = "Callable[[DovecoteActor], None] | None"
+
+
+def mailbox_depth(inbox: object) -> int:
+    """Messages waiting in a pykka inbox (a ``queue.Queue`` for threading actors)."""
+    qsize = getattr(inbox, "qsize", None)
+    return int(qsize()) if callable(qsize) else 0
 
 
 class Shutdown:
@@ -81,7 +87,7 @@ class DovecoteActor(pykka.ThreadingActor):
             "urn": self.actor_urn,
             "actor": type(self).__name__,
             "alive": self.actor_ref.is_alive(),
-            "mailbox": self.actor_inbox.qsize(),
+            "mailbox": mailbox_depth(self.actor_inbox),
             "handled": self.handled,
             "failed": self.failed,
         }

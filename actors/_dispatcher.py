@@ -120,7 +120,7 @@ class DispatcherActor(DovecoteActor):
             self._begin_stop()
         return None
 
-    def _report_done(self, count: int, ok: bool) -> None:
+    def _report_done(self, count: int, ok: bool) -> None:  # noqa: FBT001 - the Done signature
         # Called from any thread (endpoint actors): free the credit now, count later.
         self.gate.release(count)
         self.actor_ref.tell(Completed(count, ok))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ import pykka
 import structlog
 from dovecote._endpoints import all_refs
 
-from ._base import SHUTDOWN, DovecoteActor
+from ._base import SHUTDOWN, DovecoteActor, mailbox_depth
 from ._dispatcher import DispatcherActor
 from ._flow import CreditGate
 from ._heartbeat import HeartbeatTimer
@@ -61,6 +62,7 @@ class MessageHandlingServer:
         self._stopped = threading.Event()
         self._stopped.set()
         self._stopping = threading.Event()
+        self._ready = threading.Event()
         self._heartbeats = HeartbeatTimer(name=name)
         self._gate = CreditGate(max_in_flight)
         self.handler.bind({"server": name}, self._heartbeats)
@@ -79,6 +81,15 @@ class MessageHandlingServer:
         """Listen on ``target`` over ``transport`` too; before or after
         ``start()``. Returns a handle for :meth:`remove_listener`."""
         return self._add(ListenerSpec(transport=transport, target=target))
+
+    def listen_for_notifications(
+        self, transport: Transport, targets_and_priorities: Sequence[tuple[Target, str]],
+        pool: str | None = None,
+    ) -> ListenerSpec:
+        """Listen for notifications on ``transport`` (one listener actor)."""
+        return self._add(ListenerSpec(
+            transport=transport, notification_targets=tuple(targets_and_priorities), pool=pool,
+        ))
 
     def _add(self, spec: ListenerSpec) -> ListenerSpec:
         with self._lock:
@@ -146,6 +157,7 @@ class MessageHandlingServer:
                 if blocking:
                     dispatcher.run_here()
                 raise
+        self._ready.set()
         log.info("server.started", server=self.name, executor=self.executor,
                  listeners=len(self._specs))
         if blocking:
@@ -162,10 +174,13 @@ class MessageHandlingServer:
             dispatcher = self._dispatcher
         if dispatcher is not None:
             self._stopping.set()
-            try:
+            with contextlib.suppress(pykka.ActorDeadError):  # stopped meanwhile
                 dispatcher.tell(StopServer())
-            except pykka.ActorDeadError:
-                pass
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the server has started its listeners (useful for a
+        ``"blocking"`` server started in another thread); ``False`` on timeout."""
+        return self._ready.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every actor of the server has stopped; ``False`` if
@@ -189,6 +204,7 @@ class MessageHandlingServer:
         return True
 
     def _on_dispatcher_stopped(self) -> None:
+        self._ready.clear()
         self._heartbeats.stop()
         with self._lock:
             self._dispatcher = None
@@ -216,10 +232,12 @@ class MessageHandlingServer:
             record.setdefault("target", None)
             record["server"] = self.name
             records.append(record)
-        for ref in all_refs(self.endpoints):
-            records.append({
+        records.extend(
+            {
                 "kind": "endpoint", "urn": ref.actor_urn, "actor": ref.actor_class.__name__,
-                "alive": ref.is_alive(), "mailbox": ref.actor_inbox.qsize(),
+                "alive": ref.is_alive(), "mailbox": mailbox_depth(ref.actor_inbox),
                 "handled": None, "failed": None, "target": None, "server": self.name,
-            })
+            }
+            for ref in all_refs(self.endpoints)
+        )
         return records

@@ -35,7 +35,9 @@ class WorkerActor(DovecoteActor):
 
     kind = "worker"
 
-    def __init__(self, *, dispatcher: pykka.ActorRef[Any], server: str, track: Track = None) -> None:
+    def __init__(
+        self, *, dispatcher: pykka.ActorRef[Any], server: str, track: Track = None
+    ) -> None:
         super().__init__(track=track, server=server)
         self.dispatcher = dispatcher
 

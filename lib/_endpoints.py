@@ -113,11 +113,10 @@ def endpoint_methods(endpoint: Any, policy: RPCAccessPolicyBase) -> dict[str, Ca
                 continue
             if ref is not None and name in _PYKKA_NAMES:
                 continue
-            if isinstance(value, (staticmethod, classmethod)):
-                value = value.__func__
-            if not callable(value) or inspect.isclass(value):
+            func = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+            if not callable(func) or inspect.isclass(func):
                 continue
-            probe = value if ref is not None else getattr(endpoint, name, None)
+            probe = func if ref is not None else getattr(endpoint, name, None)
             if probe is None or not policy.is_allowed(_PolicyView(endpoint, name, probe), name):
                 found.pop(name, None)
                 continue

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-class MessagingException(Exception):  # noqa: N818 - the name users of oslo.messaging know
+class MessagingException(Exception):
     """Base class of every error dovecote raises."""
 
     def __init__(self, msg: str = "", *args: Any) -> None:
@@ -131,7 +131,7 @@ class UnsupportedVersion(MessagingException):
         self.args = (version, method)
 
 
-class ExpectedException(Exception):  # noqa: N818 - oslo.messaging's name
+class ExpectedException(Exception):
     """Wraps an exception an endpoint declared with ``expected_exceptions``.
 
     The server logs it without a traceback at error level; the caller gets the

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -17,14 +17,15 @@ __all__ = ["configure_logging"]
 
 
 def configure_logging(
-    *, level: str | int = "info", path: str | Path | None = None, stream: IO[str] | None = None,
+    *, level: str | int = "info", path: str | Path | None = None, stream: TextIO | None = None,
 ) -> None:
     """Configure structlog (globally, for the whole application) to write one
     JSON object per line with a timestamp and level, to ``path`` (appended),
     ``stream``, or stderr; lines below ``level`` are dropped cheaply."""
     numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     if not isinstance(numeric, int):
-        raise ValueError(f"unknown log level {level!r}; use debug, info, warning or error")
+        msg = f"unknown log level {level!r}; use debug, info, warning or error"
+        raise ValueError(msg)  # noqa: TRY004 - a bad value, whatever its type
     if path is not None:
         stream = Path(path).open("a", encoding="utf-8")  # noqa: SIM115 - lives as long as logging
     processors: list[Any] = [

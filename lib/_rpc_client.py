@@ -89,7 +89,7 @@ class RPCClient:
                 ("version", version), ("server", server), ("fanout", fanout),
             ) if value is not _NOT_SET
         }
-        other = {
+        other: dict[str, Any] = {
             name: value for name, value in (
                 ("timeout", timeout), ("version_cap", version_cap), ("retry", retry),
                 ("call_monitor_timeout", call_monitor_timeout),

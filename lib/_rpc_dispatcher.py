@@ -118,7 +118,8 @@ class RPCDispatcher:
             version = target.version or "1.0"
             ref = actor_ref_of(endpoint)
             if ref is not None:
-                actor = ref.ask(pykka.messages.ProxyGetAttr(attr_path=()))
+                # ProxyGetAttr with an empty path answers the actor object itself.
+                actor = ref.ask(pykka.messages.ProxyGetAttr(attr_path=()), block=True)
                 ref.ask(pykka.messages.ProxySetAttr(
                     attr_path=(_INVOKE_ATTR,), value=_actor_invoker(actor)
                 ))

@@ -88,7 +88,7 @@ class RPCHandler(Handler):
             return None
         return self.heartbeats.track(incoming, interval / 2)
 
-    def _finish(
+    def _finish(  # noqa: PLR0917 - private, called from two places
         self, incoming: IncomingMessage, route: Route, started: float, token: object,
         result: Any, exc: BaseException | None,
     ) -> bool:

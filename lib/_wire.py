@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import os
 import sys
 import traceback
 import uuid
@@ -24,6 +25,7 @@ __all__ = [
     "deserialize_failure",
     "dumps",
     "encode_envelope",
+    "loads",
     "new_id",
     "pack_request",
     "serialize_failure",
@@ -53,8 +55,12 @@ class MalformedMessage(ValueError):
 
 
 def new_id() -> str:
-    """A fresh hex uuid4, the form every id on the wire takes."""
-    return uuid.uuid4().hex
+    """A fresh hex uuid4, the form every id on the wire takes (built from
+    ``os.urandom`` directly: ``uuid.uuid4().hex`` is several times slower)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def _to_primitive(value: Any) -> Any:
@@ -74,9 +80,18 @@ def _to_primitive(value: Any) -> Any:
     raise TypeError(msg)
 
 
+_ENCODER = json.JSONEncoder(default=_to_primitive, separators=(",", ":"))
+_DECODER = json.JSONDecoder()
+
+
 def dumps(value: Any) -> str:
     """JSON text of ``value`` (dates, sets, UUIDs and bytes are converted)."""
-    return json.dumps(value, default=_to_primitive, separators=(",", ":"))
+    return _ENCODER.encode(value)
+
+
+def loads(text: str) -> Any:
+    """Parse JSON text (raises ``ValueError``)."""
+    return _DECODER.decode(text)
 
 
 def encode_envelope(message: Mapping[str, Any]) -> str:
@@ -96,7 +111,7 @@ def decode_body(body: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
             raise MalformedMessage("body is not UTF-8 text") from None
     if isinstance(body, str):
         try:
-            body = json.loads(body)
+            body = _DECODER.decode(body)
         except ValueError as exc:
             raise MalformedMessage(f"body is not JSON ({exc})") from None
     if not isinstance(body, Mapping):
@@ -110,11 +125,12 @@ def decode_body(body: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(inner, str):
         raise MalformedMessage(f"{_MESSAGE_KEY!r} is missing or not JSON text")
     try:
-        message = json.loads(inner)
+        message = _DECODER.decode(inner)
     except ValueError as exc:
         raise MalformedMessage(f"{_MESSAGE_KEY!r} is not JSON ({exc})") from None
     if not isinstance(message, dict):
-        raise MalformedMessage(f"{_MESSAGE_KEY!r} is a JSON {type(message).__name__}, not an object")
+        kind = type(message).__name__
+        raise MalformedMessage(f"{_MESSAGE_KEY!r} is a JSON {kind}, not an object")
     return message
 
 

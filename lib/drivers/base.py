@@ -16,6 +16,7 @@ handed to ``send`` are plain requests (``method``, ``args``, optional
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -36,10 +37,12 @@ class PendingReply:
     for ``msg_id`` here, and the caller waits in :meth:`wait`.
 
     ``timeout`` bounds the whole call; ``call_monitor_timeout`` bounds the
-    silence between two heartbeats from the server.
+    silence between two heartbeats from the server. One waiter at a time (the
+    calling thread); a bare lock serves as the wake-up signal because a call is
+    made per request and a ``Condition`` costs several times more to build.
     """
 
-    __slots__ = ("_cond", "_deadline", "_last_sign", "_reply", "call_monitor_timeout",
+    __slots__ = ("_deadline", "_last_sign", "_reply", "_signal", "call_monitor_timeout",
                  "msg_id", "timeout")
 
     def __init__(
@@ -49,8 +52,9 @@ class PendingReply:
         self.msg_id = msg_id
         self.timeout = timeout
         self.call_monitor_timeout = call_monitor_timeout or None
-        self._cond = threading.Condition(threading.Lock())
         self._reply: Mapping[str, Any] | None = None
+        self._signal = threading.Lock()
+        self._signal.acquire()  # released (once) by each delivery to wake the waiter
         now = time.monotonic()
         self._deadline = None if timeout is None else now + timeout
         self._last_sign = now
@@ -58,42 +62,42 @@ class PendingReply:
     def deliver(self, reply: Mapping[str, Any]) -> None:
         """Hand over a reply body: a heartbeat (``ending`` false, no result or
         failure) renews the call monitor; anything else is the answer."""
+        self._last_sign = time.monotonic()
         is_heartbeat = (
             reply.get("ending") is False and reply.get("result") is None
             and not reply.get("failure")
         )
-        with self._cond:
-            self._last_sign = time.monotonic()
-            if not is_heartbeat and self._reply is None:
-                self._reply = reply
-            self._cond.notify_all()
+        if not is_heartbeat and self._reply is None:
+            self._reply = reply
+        with contextlib.suppress(RuntimeError):  # already signalled, not yet seen
+            self._signal.release()
 
     def wait(self, patience: float | None = None) -> Mapping[str, Any] | None:
         """The answer; ``None`` if ``patience`` seconds pass first (the call
         goes on); :class:`MessagingTimeout` once the call itself timed out."""
         give_up = None if patience is None else time.monotonic() + patience
-        with self._cond:
-            while self._reply is None:
-                now = time.monotonic()
-                monitor = (
-                    self._last_sign + self.call_monitor_timeout
-                    if self.call_monitor_timeout else None
+        while self._reply is None:
+            now = time.monotonic()
+            monitor = (
+                self._last_sign + self.call_monitor_timeout if self.call_monitor_timeout
+                else None
+            )
+            if self._deadline is not None and now >= self._deadline:
+                raise MessagingTimeout(
+                    f"Timed out waiting for a reply to message ID {self.msg_id}: "
+                    f"no reply within {self.timeout}s"
                 )
-                if self._deadline is not None and now >= self._deadline:
-                    raise MessagingTimeout(
-                        f"Timed out waiting for a reply to message ID {self.msg_id}: "
-                        f"no reply within {self.timeout}s"
-                    )
-                if monitor is not None and now >= monitor:
-                    raise MessagingTimeout(
-                        f"Timed out waiting for a reply to message ID {self.msg_id}: no "
-                        f"heartbeat within call_monitor_timeout={self.call_monitor_timeout}s"
-                    )
-                if give_up is not None and now >= give_up:
-                    return None
-                limits = [t for t in (self._deadline, monitor, give_up) if t is not None]
-                self._cond.wait(min(limits) - now if limits else None)
-            return self._reply
+            if monitor is not None and now >= monitor:
+                raise MessagingTimeout(
+                    f"Timed out waiting for a reply to message ID {self.msg_id}: no "
+                    f"heartbeat within call_monitor_timeout={self.call_monitor_timeout}s"
+                )
+            if give_up is not None and now >= give_up:
+                return None
+            limit = min(t for t in (self._deadline, monitor, give_up, now + 3600.0)
+                        if t is not None)
+            self._signal.acquire(timeout=limit - now)
+        return self._reply
 
 
 class IncomingMessage(abc.ABC):

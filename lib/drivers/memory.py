@@ -4,9 +4,12 @@ It models the part of AMQP that oslo.messaging's wire format uses: topic and
 fanout exchanges with exact routing keys, named queues shared by competing
 consumers, per-listener auto-delete fanout queues, the default exchange for
 replies, message expiry, requeue with a redelivery count, and dead-letter
-queues. Bodies are the same JSON text the RabbitMQ driver sends, so bad input
-is judged the same way. Receivers block on one condition variable and wake
-when a message arrives: nothing sleeps.
+queues. Bodies are JSON text, decoded by the same function as on RabbitMQ,
+so results and arguments travel exactly as they would over a broker and bad
+input is judged the same way; the ``oslo.version`` envelope is left out since
+these bodies never leave the process (an enveloped body put in a queue is
+understood too). Receivers block on one condition variable and wake when a
+message arrives: nothing sleeps.
 """
 
 from __future__ import annotations
@@ -225,7 +228,7 @@ class MemoryIncomingMessage(IncomingMessage):
         if self._reply_q:
             body["_msg_id"] = self.msg_id
             body["_unique_id"] = _wire.new_id()
-            self._listener.broker.publish("", self._reply_q, _wire.encode_envelope(body))
+            self._listener.broker.publish("", self._reply_q, _wire.dumps(body))
 
     def reply(self, result: Any = None, failure: str | None = None) -> None:
         self._send_reply({"result": result, "failure": failure, "ending": True})
@@ -334,7 +337,7 @@ class MemoryDriver(Driver):
             ctxt, message, msg_id=msg_id, reply_q=self._reply_q if reply else None,
             call_monitor_timeout=call_monitor_timeout,
         )
-        body = _wire.encode_envelope(packed)
+        body = _wire.dumps(packed)
         topic = str(target.topic)
         mandatory = bool((transport_options or {}).get("at_least_once"))
         if target.fanout:
