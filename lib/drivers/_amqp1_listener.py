@@ -226,8 +226,10 @@ class Amqp1Listener(Listener):
             redeliveries = int((raw.properties or {}).get(REDELIVERIES_PROPERTY, 0))
         except (TypeError, ValueError):
             redeliveries = 0
+        reason = (raw.properties or {}).get(ERROR_PROPERTY)
         common: dict[str, Any] = {
             "settled": not self._notifications, "redeliveries": redeliveries,
+            "dead_letter_reason": None if reason is None else str(reason),
         }
         try:
             body = decode(raw.body)

@@ -303,6 +303,8 @@ class KombuListener(Listener):
             redeliveries = int((raw.headers or {}).get(REDELIVERIES_HEADER, 0))
         except (TypeError, ValueError):
             redeliveries = 0
+        reason = (raw.headers or {}).get(ERROR_HEADER)
+        reason = None if reason is None else str(reason)
         try:
             body = _wire.decode_body(raw.body)
         except _wire.MalformedMessage as exc:
@@ -310,13 +312,14 @@ class KombuListener(Listener):
                         reason=str(exc))
             return KombuIncomingMessage(
                 self, queue_name, raw, generation, ctxt={}, message={}, error=str(exc),
-                redeliveries=redeliveries,
+                redeliveries=redeliveries, dead_letter_reason=reason,
             )
         ctxt, message = _wire.split_context(body)
         msg_id = None if self.notifications else message.get("_msg_id")
         return KombuIncomingMessage(
             self, queue_name, raw, generation, ctxt=ctxt, message=message,
             msg_id=msg_id if isinstance(msg_id, str) else None, redeliveries=redeliveries,
+            dead_letter_reason=reason,
         )
 
     def stop(self) -> None:

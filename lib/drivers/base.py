@@ -105,15 +105,20 @@ class IncomingMessage(abc.ABC):
 
     ``error`` is set, and ``message`` empty, when the body could not be
     decoded; the server logs it and, for a call, still replies with a failure
-    when ``msg_id`` is known.
+    when ``msg_id`` is known. ``redeliveries`` counts earlier ``requeue()``
+    calls; ``dead_letter_reason`` is the reason a message read back from a
+    dead-letter queue was parked there. Every method may be called from any
+    thread: a driver whose client is not thread-safe hands the work to its
+    listener's thread.
     """
 
-    __slots__ = ("ctxt", "error", "message", "msg_id", "redeliveries")
+    __slots__ = ("ctxt", "dead_letter_reason", "error", "message", "msg_id", "redeliveries")
 
     def __init__(
         self, *, ctxt: dict[str, Any], message: dict[str, Any], msg_id: str | None = None,
-        error: str | None = None, redeliveries: int = 0,
+        error: str | None = None, redeliveries: int = 0, dead_letter_reason: str | None = None,
     ) -> None:
+        self.dead_letter_reason = dead_letter_reason
         self.ctxt = ctxt
         self.message = message
         self.msg_id = msg_id

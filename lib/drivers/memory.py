@@ -289,13 +289,14 @@ class MemoryListener(Listener):
         except _wire.MalformedMessage as exc:
             return MemoryIncomingMessage(
                 self, queue, stored, ctxt={}, message={}, error=str(exc),
-                redeliveries=redeliveries,
+                redeliveries=redeliveries, dead_letter_reason=stored.headers.get(ERROR_HEADER),
             )
         ctxt, message = _wire.split_context(raw)
         msg_id = None if self._notifications else message.get("_msg_id")
         return MemoryIncomingMessage(
             self, queue, stored, ctxt=ctxt, message=message,
             msg_id=msg_id if isinstance(msg_id, str) else None, redeliveries=redeliveries,
+            dead_letter_reason=stored.headers.get(ERROR_HEADER),
         )
 
     def stop(self) -> None:
