@@ -79,7 +79,12 @@ class MessageHandlingServer:
     # -- listeners --------------------------------------------------------------
     def listen(self, transport: Transport, target: Target) -> ListenerSpec:
         """Listen on ``target`` over ``transport`` too; before or after
-        ``start()``. Returns a handle for :meth:`remove_listener`."""
+        ``start()``. Returns a handle for :meth:`remove_listener`. A
+        notification listener listens for its endpoints' priorities."""
+        if self.handler.kind == "notification":
+            return self.listen_for_notifications(
+                transport, [(target, p) for p in self.handler.priorities], self.handler.pool
+            )
         return self._add(ListenerSpec(transport=transport, target=target))
 
     def listen_for_notifications(

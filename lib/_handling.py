@@ -53,6 +53,9 @@ class Handler(abc.ABC):
     batch_timeout: float | None = None
     #: ``"rpc"`` or ``"notification"``: the listener asks the driver accordingly.
     kind: str = "rpc"
+    #: For notifications: the priorities the endpoints handle, and the pool.
+    priorities: tuple[str, ...] = ()
+    pool: str | None = None
 
     def bind(self, log_fields: dict[str, Any], heartbeats: HeartbeatScheduler) -> None:
         """Called once by the server before the first ``prepare``."""
