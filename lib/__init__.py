@@ -1,5 +1,6 @@
 """dovecote: RPC and notifications between threaded services, on pykka actors."""
 
+from ._dead_letters import DeadLetter, replay_dead_letters, take_dead_letters
 from ._endpoints import (
     DefaultRPCAccessPolicy,
     ExplicitRPCAccessPolicy,
@@ -22,6 +23,13 @@ from ._errors import (
     UnsupportedVersion,
 )
 from ._logging import configure_logging
+from ._notification_filter import NotificationFilter
+from ._notification_listener import (
+    NotificationResult,
+    get_batch_notification_listener,
+    get_notification_listener,
+)
+from ._notifier import Notifier, get_test_notifications, reset_test_notifications
 from ._rpc_client import RPCClient, get_rpc_client
 from ._rpc_server import get_rpc_server
 from ._serializer import JsonPayloadSerializer, NoOpSerializer, Serializer
@@ -35,6 +43,7 @@ from ._transport import (
 from ._url import TransportHost, TransportURL
 
 __all__ = [
+    "DeadLetter",
     "DefaultRPCAccessPolicy",
     "ExpectedException",
     "ExplicitRPCAccessPolicy",
@@ -48,6 +57,9 @@ __all__ = [
     "MessagingTimeout",
     "NoOpSerializer",
     "NoSuchMethod",
+    "NotificationFilter",
+    "NotificationResult",
+    "Notifier",
     "RPCAccessPolicyBase",
     "RPCClient",
     "RPCVersionCapError",
@@ -61,9 +73,15 @@ __all__ = [
     "configure_logging",
     "expected_exceptions",
     "expose",
+    "get_batch_notification_listener",
+    "get_notification_listener",
     "get_notification_transport",
     "get_rpc_client",
     "get_rpc_server",
     "get_rpc_transport",
+    "get_test_notifications",
     "get_transport",
+    "replay_dead_letters",
+    "reset_test_notifications",
+    "take_dead_letters",
 ]

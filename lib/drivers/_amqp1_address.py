@@ -143,6 +143,10 @@ class AddressPlan:
             merged.setdefault(key, []).append(Binding(exchange, "topic", key))
         return [self._source(QueueSpec(key, tuple(b))) for key, b in merged.items()]
 
+    def dead_letter_source(self, name: str) -> Source:
+        """A dead-letter queue, to read back what was parked there."""
+        return self._source(QueueSpec(name))
+
     def requeue_to(self, source: Source) -> Destination:
         """Where a requeued message is republished: back to its own queue."""
         assert source.queue is not None
@@ -189,6 +193,9 @@ class PlainAddressPlan(AddressPlan):
 
     def reply_source(self, reply_q: str) -> Source:
         return Source(reply_q)
+
+    def dead_letter_source(self, name: str) -> Source:
+        return Source(name)
 
     def notification_source(
         self, keys: list[tuple[str, str]], pool: str | None

@@ -279,6 +279,10 @@ class Amqp1Driver(Driver):
         sources = self.plan.notification_source(keys, pool)
         return Amqp1Listener(self, sources, notifications=True, own_queues=[])
 
+    def listen_dead_letters(self, queue: str) -> Listener:
+        return Amqp1Listener(self, [self.plan.dead_letter_source(queue)], notifications=True,
+                             own_queues=[])
+
     def cleanup(self) -> None:
         """Stop the reply thread, delete the reply queue, close every connection."""
         with self._replies_lock:

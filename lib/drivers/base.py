@@ -241,5 +241,10 @@ class Driver(abc.ABC):
     ) -> Listener:
         """A listener for notifications; members of one ``pool`` share them."""
 
+    @abc.abstractmethod
+    def listen_dead_letters(self, queue: str) -> Listener:
+        """A notification listener on the dead-letter queue ``queue``
+        (``<topic>.<priority>.dead``), to read or replay what was parked."""
+
     def cleanup(self) -> None:  # noqa: B027 - optional hook
         """Close connections and threads the driver holds."""

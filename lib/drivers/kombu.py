@@ -322,6 +322,12 @@ class KombuDriver(Driver):
         name = f"notifications {sorted(bindings)}"
         return self._track(KombuListener(self, queues, notifications=True, name=name))
 
+    def listen_dead_letters(self, queue: str) -> Listener:
+        return self._track(KombuListener(
+            self, [self.entities.dead_letter_queue(queue)], notifications=True,
+            name=f"dead letters {queue}",
+        ))
+
     def cleanup(self) -> None:
         """Stop the reply thread, close every listener this driver made and every
         pooled connection. The driver cannot send after this."""

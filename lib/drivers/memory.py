@@ -386,6 +386,10 @@ class MemoryDriver(Driver):
                 queues.append(queue)
         return MemoryListener(self.broker, queues, notifications=True)
 
+    def listen_dead_letters(self, queue: str) -> Listener:
+        self.broker.declare_queue(queue)
+        return MemoryListener(self.broker, [queue], notifications=True)
+
     def cleanup(self) -> None:
         self.broker.set_reply_handler(self._reply_q, None)
         self._pending.clear()

@@ -1,0 +1,300 @@
+"""Notification listeners: endpoints by priority, filters, requeue, dead letters.
+
+A notification is acknowledged only after its endpoints return. An endpoint
+exception or a ``REQUEUE`` result sends it back to its queue (with
+``allow_requeue=True``), counting redeliveries; once ``max_redeliveries`` is
+reached, or when requeueing is not allowed, or when the body cannot be
+decoded, it is parked on ``<topic>.<priority>.dead`` with the reason. Nothing
+is dropped silently, and a poison message never blocks the ones behind it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pykka
+import structlog
+
+from ._endpoints import actor_ref_of
+from ._handling import Done, Handler, Job
+from ._notification_filter import NotificationFilter
+from ._rpc_dispatcher import Route
+from ._serializer import NoOpSerializer, Serializer
+
+if TYPE_CHECKING:
+    from ._target import Target
+    from ._transport import Transport
+    from .actors import MessageHandlingServer
+    from .drivers.base import IncomingMessage
+
+__all__ = [
+    "PRIORITIES",
+    "NotificationHandler",
+    "NotificationResult",
+    "get_batch_notification_listener",
+    "get_notification_listener",
+]
+
+log = structlog.get_logger("dovecote.notify")
+PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
+
+
+class NotificationResult:
+    """What a notification endpoint may return (``None`` means ``HANDLED``)."""
+
+    HANDLED = "handled"
+    REQUEUE = "requeue"
+
+
+Callback = Callable[..., Any]
+
+
+def _actor_callback(ref: pykka.ActorRef[Any], name: str) -> Callback:
+    """Call ``name`` on an endpoint actor, in its thread, and wait for it; a
+    ``BaseException`` there comes back here instead of stopping every actor."""
+    func = getattr(ref.actor_class, name)
+    from ._rpc_dispatcher import RPCDispatcher
+
+    RPCDispatcher([ref])  # makes sure the actor has dovecote's invoker
+
+    def call(*args: Any) -> Any:
+        finished = threading.Event()
+        outcome: list[Any] = []
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            outcome.extend((result, exc))
+            finished.set()
+
+        Route(name, lambda actor, _ctxt: func(actor, *args), ref, None, {}).invoke_in_actor(done)
+        finished.wait()
+        if outcome[1] is not None:
+            raise outcome[1]
+        return outcome[0]
+
+    return call
+
+
+class NotificationHandler(Handler):
+    """Turns notifications into jobs; one job per message, or per batch."""
+
+    kind = "notification"
+
+    def __init__(
+        self, endpoints: Iterable[Any], *, serializer: Serializer | None = None,
+        allow_requeue: bool = False, max_redeliveries: int = 3, pool: str | None = None,
+        batch_size: int | None = None, batch_timeout: float | None = None,
+    ) -> None:
+        self.endpoints = list(endpoints)
+        self.serializer = serializer or NoOpSerializer()
+        self.allow_requeue = allow_requeue
+        self.max_redeliveries = max_redeliveries
+        self.pool = pool
+        self.batched = batch_size is not None
+        self.batch_size = batch_size or 1
+        self.batch_timeout = batch_timeout if self.batched else None
+        self.log_fields: dict[str, Any] = {}
+        self.callbacks: dict[str, list[tuple[Callback, NotificationFilter | None]]] = {}
+        for endpoint in self.endpoints:
+            ref = actor_ref_of(endpoint)
+            holder = ref.actor_class if ref is not None else endpoint
+            rule = getattr(holder, "filter_rule", None)
+            for priority in PRIORITIES:
+                name = next((n for n in (priority, "warning" if priority == "warn" else "")
+                             if n and callable(getattr(holder, n, None))), None)
+                if name is None:
+                    continue
+                callback = _actor_callback(ref, name) if ref is not None else getattr(
+                    endpoint, name)
+                self.callbacks.setdefault(priority, []).append((callback, rule))
+        self.priorities = tuple(p for p in PRIORITIES if p in self.callbacks)
+        if not self.priorities:
+            msg = ("no notification endpoint has a priority method "
+                   f"({', '.join(PRIORITIES)}): nothing to listen for")
+            raise ValueError(msg)
+
+    def prepare(self, messages: Sequence[IncomingMessage], done: Done) -> list[Job]:
+        if self.batched:
+            batch = list(messages)
+            return [Job(lambda: self._run_batch(batch), len(batch))]
+        return [Job(self._single(incoming)) for incoming in messages]
+
+    # -- one message --------------------------------------------------------------
+    def _single(self, incoming: IncomingMessage) -> Callable[[], bool]:
+        return lambda: self._run_one(incoming)
+
+    def _fields(self, incoming: IncomingMessage) -> dict[str, Any]:
+        message = incoming.message
+        return {"msg_id": message.get("message_id"), "event_type": message.get("event_type"),
+                "publisher_id": message.get("publisher_id")}
+
+    def _run_one(self, incoming: IncomingMessage) -> bool:
+        started = time.monotonic()
+        if incoming.error is not None:
+            return self._park(incoming, f"malformed notification: {incoming.error}", started)
+        message = incoming.message
+        callbacks = self.callbacks.get(str(message.get("priority", "")).lower(), ())
+        ctxt = self.serializer.deserialize_context(incoming.ctxt)
+        payload = self.serializer.deserialize_entity(ctxt, message.get("payload"))
+        metadata = {"message_id": message.get("message_id"),
+                    "timestamp": message.get("timestamp")}
+        publisher_id, event_type = message.get("publisher_id"), message.get("event_type")
+        requeue_reason = None
+        called = 0
+        for callback, rule in callbacks:
+            if rule is not None and not rule.match(ctxt, publisher_id, event_type, metadata,
+                                                   payload):
+                continue
+            called += 1
+            try:
+                result = callback(ctxt, publisher_id, event_type, payload, metadata)
+            except BaseException as exc:
+                requeue_reason = f"endpoint raised {exc!r}"
+                log.error("dispatch.failed", **self.log_fields, **self._fields(incoming),
+                          outcome="error", error=repr(exc), exc_info=exc)
+                continue
+            if result == NotificationResult.REQUEUE:
+                requeue_reason = "endpoint asked to requeue"
+        if requeue_reason is not None:
+            return self._retry_or_park(incoming, requeue_reason, started)
+        incoming.acknowledge()
+        log.debug("dispatch.ok", **self.log_fields, **self._fields(incoming),
+                  outcome="handled" if called else "filtered",
+                  duration_ms=round((time.monotonic() - started) * 1000, 3))
+        return True
+
+    def _retry_or_park(self, incoming: IncomingMessage, reason: str, started: float) -> bool:
+        if self.allow_requeue and incoming.redeliveries < self.max_redeliveries:
+            incoming.requeue()
+            log.warning("notification.requeued", **self.log_fields, **self._fields(incoming),
+                        outcome="requeued", reason=reason,
+                        redeliveries=incoming.redeliveries + 1,
+                        duration_ms=round((time.monotonic() - started) * 1000, 3))
+            return False
+        if self.allow_requeue:
+            reason = f"{reason} (after {incoming.redeliveries} redeliveries)"
+        return self._park(incoming, reason, started)
+
+    def _park(self, incoming: IncomingMessage, reason: str, started: float) -> bool:
+        try:
+            queue = incoming.dead_letter(reason)
+        except Exception as exc:  # noqa: BLE001 - left unsettled: the broker redelivers it
+            log.error("notification.dead_letter_failed", **self.log_fields,
+                      **self._fields(incoming), reason=reason, error=str(exc))
+            return False
+        log.error("notification.dead_lettered", **self.log_fields, **self._fields(incoming),
+                  outcome="dead_lettered", reason=reason, queue=queue,
+                  duration_ms=round((time.monotonic() - started) * 1000, 3))
+        return False
+
+    # -- batches ------------------------------------------------------------------
+    def _run_batch(self, batch: list[IncomingMessage]) -> bool:
+        started = time.monotonic()
+        ok = True
+        by_priority: dict[str, list[IncomingMessage]] = {}
+        for incoming in batch:
+            if incoming.error is not None:
+                ok = self._park(incoming, f"malformed notification: {incoming.error}", started)
+                continue
+            priority = str(incoming.message.get("priority", "")).lower()
+            by_priority.setdefault(priority, []).append(incoming)
+        for priority, group in by_priority.items():
+            ok = self._run_group(self.callbacks.get(priority, ()), group, started) and ok
+        return ok
+
+    def _run_group(self, callbacks: Sequence[tuple[Callback, NotificationFilter | None]],
+                   group: list[IncomingMessage], started: float) -> bool:
+        entries = []
+        for incoming in group:
+            ctxt = self.serializer.deserialize_context(incoming.ctxt)
+            message = incoming.message
+            entries.append({
+                "ctxt": ctxt, "publisher_id": message.get("publisher_id"),
+                "event_type": message.get("event_type"),
+                "payload": self.serializer.deserialize_entity(ctxt, message.get("payload")),
+                "metadata": {"message_id": message.get("message_id"),
+                             "timestamp": message.get("timestamp")},
+            })
+        requeue_reason = None
+        for callback, rule in callbacks:
+            chosen = [e for e in entries if rule is None or rule.match(
+                e["ctxt"], e["publisher_id"], e["event_type"], e["metadata"], e["payload"])]
+            if not chosen:
+                continue
+            try:
+                if callback(chosen) == NotificationResult.REQUEUE:
+                    requeue_reason = "endpoint asked to requeue"
+            except BaseException as exc:
+                requeue_reason = f"endpoint raised {exc!r}"
+                log.error("dispatch.failed", **self.log_fields, outcome="error",
+                          batch=len(chosen), error=repr(exc), exc_info=exc)
+        if requeue_reason is not None:
+            for incoming in group:
+                self._retry_or_park(incoming, requeue_reason, started)
+            return False
+        for incoming in group:
+            incoming.acknowledge()
+        log.debug("dispatch.ok", **self.log_fields, outcome="handled", batch=len(group),
+                  duration_ms=round((time.monotonic() - started) * 1000, 3))
+        return True
+
+
+def _build(
+    transport: Transport, targets: Iterable[Target], handler: NotificationHandler, *,
+    executor: str, max_workers: int, max_in_flight: int, name: str | None,
+) -> MessageHandlingServer:
+    from .actors import MessageHandlingServer
+
+    targets = list(targets)
+    server = MessageHandlingServer(
+        handler, executor=executor, max_workers=max_workers,
+        max_in_flight=max(max_in_flight, handler.batch_size), endpoints=handler.endpoints,
+        name=name or handler.pool or ",".join(str(t.topic) for t in targets),
+    )
+    server.listen_for_notifications(
+        transport, [(t, p) for t in targets for p in handler.priorities], handler.pool
+    )
+    return server
+
+
+def get_notification_listener(
+    transport: Transport, targets: Iterable[Target], endpoints: Iterable[Any], *,
+    executor: str = "threading", serializer: Serializer | None = None,
+    allow_requeue: bool = False, pool: str | None = None, max_redeliveries: int = 3,
+    max_workers: int = 8, max_in_flight: int = 512, name: str | None = None,
+) -> MessageHandlingServer:
+    """A server that calls ``endpoint.<priority>(ctxt, publisher_id,
+    event_type, payload, metadata)`` for each notification on ``targets``.
+    Listeners with the same ``pool`` share notifications; each pool (and each
+    listener without one, per topic) gets every notification once."""
+    handler = NotificationHandler(
+        endpoints, serializer=serializer, allow_requeue=allow_requeue,
+        max_redeliveries=max_redeliveries, pool=pool,
+    )
+    return _build(transport, targets, handler, executor=executor, max_workers=max_workers,
+                  max_in_flight=max_in_flight, name=name)
+
+
+def get_batch_notification_listener(
+    transport: Transport, targets: Iterable[Target], endpoints: Iterable[Any], *,
+    executor: str = "threading", serializer: Serializer | None = None,
+    allow_requeue: bool = False, pool: str | None = None, max_redeliveries: int = 3,
+    batch_size: int = 100, batch_timeout: float | None = 1.0, max_workers: int = 8,
+    max_in_flight: int = 512, name: str | None = None,
+) -> MessageHandlingServer:
+    """Like :func:`get_notification_listener`, but endpoints get lists: a
+    batch is handed over once ``batch_size`` notifications arrived or
+    ``batch_timeout`` seconds passed since the first of them. Each entry is a
+    dict with ``ctxt``, ``publisher_id``, ``event_type``, ``payload`` and
+    ``metadata``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    handler = NotificationHandler(
+        endpoints, serializer=serializer, allow_requeue=allow_requeue,
+        max_redeliveries=max_redeliveries, pool=pool, batch_size=batch_size,
+        batch_timeout=batch_timeout,
+    )
+    return _build(transport, targets, handler, executor=executor, max_workers=max_workers,
+                  max_in_flight=max_in_flight, name=name)
