@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/ensure-rabbitmq.sh
+bash scripts/ensure-rabbitmq.sh || [ "${CI:-}" != "true" ]  # off CI, go on: broker tests then skip
 
 echo "== ruff"
 ruff check .
