@@ -1,0 +1,212 @@
+"""Helpers shared by the RPC behaviour tests: running servers, raw access to
+each transport's broker (injecting bodies, reading queue depths, the driver's
+reply queue). Everything here talks to the real broker; nothing is mocked."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dovecote
+from dovecote import _wire
+from dovecote.drivers.base import PendingReply
+from dovecote.drivers.memory import get_broker
+
+BROKER_HOST = "127.0.0.1:5672"
+#: How long a test waits for anything that should happen at once.
+PATIENCE = 5.0
+
+
+@contextlib.contextmanager
+def serve(
+    transport: dovecote.Transport, target: dovecote.Target, endpoints: list[Any], **kwargs: Any
+) -> Iterator[Any]:
+    """A started ``"threading"`` server, stopped and waited for afterwards."""
+    with running(dovecote.get_rpc_server(transport, target, endpoints, **kwargs)) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running(server: Any) -> Iterator[Any]:
+    """Start ``server`` (a ``"blocking"`` one in a thread of its own, waiting
+    until it is ready); stop and wait for it afterwards."""
+    runner = None
+    if server.executor == "blocking":
+        runner = threading.Thread(target=server.start, name="blocking-server", daemon=True)
+        runner.start()
+        assert server.wait_ready(PATIENCE), "the blocking server did not start"
+    else:
+        server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        assert server.wait(PATIENCE), "the server did not stop in time"
+        if runner is not None:
+            runner.join(PATIENCE)
+            assert not runner.is_alive(), "start() did not return after stop()"
+
+
+class Gate:
+    """An endpoint whose ``hold`` waits until the test calls :meth:`open`."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = Recorder()
+
+    def open(self) -> None:
+        self.release.set()
+
+    def hold(self, ctxt: dict[str, Any], tag: Any = None) -> Any:
+        self.entered.add(tag)
+        assert self.release.wait(PATIENCE), "the gate was never opened"
+        return "released" if tag is None else tag
+
+
+def kind_of(transport: dovecote.Transport) -> str:
+    """``memory``, ``rabbit`` or ``amqp1``."""
+    return {"kombu": "rabbit"}.get(transport.url.transport, transport.url.transport)
+
+
+def memory_name(transport: dovecote.Transport) -> str:
+    """The broker name of a ``memory://NAME`` transport."""
+    return transport.url.hosts[0].hostname or "" if transport.url.hosts else ""
+
+
+def reply_queue_of(transport: dovecote.Transport) -> str:
+    """The reply queue a transport's driver consumes (created if needed)."""
+    driver: Any = transport.driver
+    kind = kind_of(transport)
+    if kind == "memory":
+        return str(driver._reply_q)
+    if kind == "rabbit":
+        return str(driver._reply_queue(None))
+    driver._ensure_replies()
+    return str(driver.reply_q)
+
+
+def envelope(message: object) -> str:
+    """oslo.messaging's 2.0 envelope around ``message``."""
+    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(message)})
+
+
+def inject(transport: dovecote.Transport, queue: str, body: str | bytes) -> None:
+    """Put ``body`` straight into ``queue`` on the transport's broker, bypassing dovecote."""
+    kind = kind_of(transport)
+    if kind == "memory":
+        get_broker(memory_name(transport)).put(queue, body)
+    elif kind == "rabbit":
+        import kombu
+
+        with kombu.Connection(f"amqp://guest:guest@{BROKER_HOST}//") as conn:
+            kombu.Producer(conn.default_channel).publish(
+                body, exchange="", routing_key=queue, content_type="application/json",
+                content_encoding="binary" if isinstance(body, bytes) else "utf-8",
+            )
+    else:
+        from proton import Message
+        from proton.utils import BlockingConnection
+
+        conn = BlockingConnection(
+            f"amqp://{BROKER_HOST}", timeout=5, user="guest", password="guest",
+            allowed_mechs="PLAIN", allow_insecure_mechs=True, virtual_host="vhost:/",
+        )
+        try:
+            sender = conn.create_sender(f"/amq/queue/{queue}")
+            sender.send(Message(body=body, inferred=isinstance(body, bytes)))
+        finally:
+            conn.close()
+
+
+def queue_depth(transport: dovecote.Transport, queue: str) -> int:
+    """Messages ready in ``queue`` at the broker (a passive declare on RabbitMQ)."""
+    if kind_of(transport) == "memory":
+        return get_broker(memory_name(transport)).queue_depth(queue)
+    import amqp
+
+    conn = amqp.Connection(host=BROKER_HOST, userid="guest", password="guest")
+    conn.connect()
+    try:
+        channel = conn.channel()
+        _, count, _ = channel.queue_declare(queue, passive=True)
+        return int(count)
+    finally:
+        conn.close()
+
+
+def delete_queues(transport: dovecote.Transport, *names: str) -> None:
+    """Remove queues a test left on RabbitMQ (no-op on memory)."""
+    if kind_of(transport) == "memory":
+        return
+    import amqp
+
+    conn = amqp.Connection(host=BROKER_HOST, userid="guest", password="guest")
+    conn.connect()
+    try:
+        for name in names:
+            channel = conn.channel()
+            channel.queue_delete(name)
+            channel.close()
+    finally:
+        conn.close()
+
+
+def raw_call(
+    transport: dovecote.Transport, queue: str, message: dict[str, Any] | None,
+    body: str | bytes | None = None, timeout: float = PATIENCE,
+) -> dict[str, Any]:
+    """Inject a request that names the transport's own reply queue and wait for
+    the reply that comes back there. ``message`` gets ``_msg_id`` and
+    ``_reply_q`` added and is enveloped; ``body``, if given, is sent as is
+    (after ``{msg_id}`` and ``{reply_q}`` are substituted)."""
+    msg_id = _wire.new_id()
+    reply_q = reply_queue_of(transport)
+    pending = PendingReply(msg_id, timeout=timeout)
+    transport.driver.expect_reply(pending)
+    try:
+        if body is None:
+            assert message is not None
+            body = envelope({**message, "_msg_id": msg_id, "_reply_q": reply_q,
+                             "_unique_id": _wire.new_id()})
+        elif isinstance(body, str):
+            body = body.replace("{msg_id}", msg_id).replace("{reply_q}", reply_q)
+        inject(transport, queue, body)
+        reply = pending.wait()
+    finally:
+        transport.driver.forget(pending)
+    assert reply is not None
+    return dict(reply)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = PATIENCE,
+               interval: float = 0.01) -> bool:
+    """Poll ``predicate`` (for state no event announces, such as a queue depth)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+class Recorder:
+    """Thread-safe list of what endpoints saw, with an event per expected count."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._cond = threading.Condition()
+
+    def add(self, item: Any) -> None:
+        with self._cond:
+            self.items.append(item)
+            self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = PATIENCE) -> list[Any]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.items) >= count, timeout), (
+                f"expected {count} items, got {len(self.items)}: {self.items!r}")
+            return list(self.items)
