@@ -134,8 +134,7 @@ class DispatcherActor(DovecoteActor):
     def _dispatch(self) -> None:
         if not self.workers:
             while self.pending:
-                job = self.pending.popleft()
-                count, failed = run_jobs(Jobs([job]), self.log)
+                count, failed = run_jobs([self.pending.popleft()], self.log)
                 self.outstanding -= count
                 self.handled += count - failed
                 self.failed += failed

@@ -9,15 +9,16 @@ from ._messages import Jobs, WorkerIdle
 
 if TYPE_CHECKING:
     import pykka
+    from dovecote._handling import Job
 
 __all__ = ["WorkerActor", "run_jobs"]
 
 
-def run_jobs(message: Jobs, log: Any) -> tuple[int, int]:
+def run_jobs(jobs: list[Job], log: Any) -> tuple[int, int]:
     """Run every job; return ``(messages, failed)``. A job never raises: one
     that does is a bug in dovecote, logged and counted as failed."""
     count = failed = 0
-    for job in message.jobs:
+    for job in jobs:
         count += job.count
         try:
             ok = job.run()
@@ -43,7 +44,7 @@ class WorkerActor(DovecoteActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Jobs):
-            count, failed = run_jobs(message, self.log)
+            count, failed = run_jobs(message.jobs, self.log)
             self.handled += count - failed
             self.failed += failed
             self.dispatcher.tell(WorkerIdle(self.actor_ref, count, failed))

@@ -55,10 +55,9 @@ def call_round_trip(n: int, executor: str) -> float:
     transport = dovecote.get_transport(f"memory://bench-call-{executor}")
     server = dovecote.get_rpc_server(transport, dovecote.Target(topic="bench"), [API()],
                                      executor=executor)
-    thread = None
     if executor == "blocking":
-        thread = threading.Thread(target=server.start, daemon=True)
-        thread.start()
+        threading.Thread(target=server.start, daemon=True).start()
+        server.wait_ready(10)
     else:
         server.start()
     client = dovecote.get_rpc_client(transport, dovecote.Target(topic="bench"), timeout=10)
@@ -82,6 +81,7 @@ def cast_throughput(n: int, executor: str) -> float:
                                      executor=executor)
     if executor == "blocking":
         threading.Thread(target=server.start, daemon=True).start()
+        server.wait_ready(10)
     else:
         server.start()
     client = dovecote.get_rpc_client(transport, dovecote.Target(topic="bench"))

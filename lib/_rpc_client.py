@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ def _version_tuple(version: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
+@functools.lru_cache(maxsize=1024)
 def version_is_compatible(imp_version: str, version: str) -> bool:
     """Whether an endpoint at ``imp_version`` can serve a request for ``version``:
     same major, and a minor no higher than the endpoint's."""

@@ -11,7 +11,7 @@ import structlog
 from . import _wire
 from ._endpoints import RPCAccessPolicyBase
 from ._errors import ExpectedException, NoSuchMethod, UnsupportedVersion
-from ._handling import Done, Handler, Job
+from ._handling import Done, Handler, HeartbeatScheduler, Job
 from ._rpc_dispatcher import BadRequest, Route, RPCDispatcher
 from ._serializer import Serializer
 
@@ -35,6 +35,11 @@ class RPCHandler(Handler):
     def __init__(self, dispatcher: RPCDispatcher) -> None:
         self.dispatcher = dispatcher
         self.log_fields: dict[str, Any] = {}
+        self.log: Any = log
+
+    def bind(self, log_fields: dict[str, Any], heartbeats: HeartbeatScheduler) -> None:
+        super().bind(log_fields, heartbeats)
+        self.log = log.bind(**log_fields)  # bound once: the per-request lines stay cheap
 
     def prepare(self, messages: Sequence[IncomingMessage], done: Done) -> list[Job]:
         jobs: list[Job] = []
@@ -101,25 +106,25 @@ class RPCHandler(Handler):
                 try:
                     result = self.dispatcher.serializer.serialize_entity(route.ctxt, result)
                     incoming.reply(result)
-                    log.debug("reply.sent", **self.log_fields, msg_id=incoming.msg_id)
+                    self.log.debug("reply.sent", msg_id=incoming.msg_id)
                 except (TypeError, ValueError) as bad:
                     bad_result = TypeError(
                         f"the result of RPC method {route.method!r} cannot be sent: {bad}")
-                    log.error("dispatch.failed", **self.log_fields, **fields,
+                    self.log.error("dispatch.failed", **fields,
                               outcome="unserializable_result", error=str(bad))
                     self._reply_failure(incoming, bad_result)
                     return False
-            log.debug("dispatch.ok", **self.log_fields, **fields, outcome="ok")
+            self.log.debug("dispatch.ok", **fields, outcome="ok")
             return True
         if isinstance(exc, ExpectedException):
             exc = exc.exc_info[1]
-            log.info("dispatch.failed", **self.log_fields, **fields, outcome="expected_error",
+            self.log.info("dispatch.failed", **fields, outcome="expected_error",
                      error=repr(exc))
         elif isinstance(exc, Exception):
-            log.error("dispatch.failed", **self.log_fields, **fields, outcome="error",
+            self.log.error("dispatch.failed", **fields, outcome="error",
                       error=repr(exc), exc_info=exc)
         else:
-            log.error("dispatch.failed", **self.log_fields, **fields, outcome="aborted",
+            self.log.error("dispatch.failed", **fields, outcome="aborted",
                       error=repr(exc), note="the endpoint raised a BaseException; "
                       "the server keeps serving")
         if incoming.wants_reply:
@@ -129,7 +134,7 @@ class RPCHandler(Handler):
     def _reject(self, incoming: IncomingMessage, exc: Exception, started: float, *,
                 outcome: str) -> None:
         method = incoming.message.get("method") if incoming.message else None
-        log.warning("dispatch.failed", **self.log_fields, msg_id=incoming.msg_id,
+        self.log.warning("dispatch.failed", msg_id=incoming.msg_id,
                     method=method if isinstance(method, str) else None, outcome=outcome,
                     error=str(exc),
                     duration_ms=round((time.monotonic() - started) * 1000, 3))
@@ -142,7 +147,7 @@ class RPCHandler(Handler):
         try:
             incoming.reply(failure=failure)
         except Exception as error:  # noqa: BLE001 - logged; the server keeps serving
-            log.error("reply.failed", **self.log_fields, msg_id=incoming.msg_id,
+            self.log.error("reply.failed", msg_id=incoming.msg_id,
                       error=str(error))
 
 
