@@ -81,7 +81,8 @@ def main() -> None:
     print("resize ->", client.call(ctxt, "resize", instance="i-1"))
     print("pinned to host-1, version 1.1 ->", client.prepare(server="host-1", version="1.1").call(
         ctxt, "resize", instance="i-2", flavor="m1.large"))
-    print("actor endpoint ->", client.call(ctxt, "add", amount=5), client.call(ctxt, "add", amount=2))
+    first, second = client.call(ctxt, "add", amount=5), client.call(ctxt, "add", amount=2)
+    print("actor endpoint ->", first, second)
     future = client.call_async(ctxt, "add", amount=10)
     print("call_async ->", future.get(timeout=10))
     client.prepare(fanout=True).cast(ctxt, "add", amount=1)
