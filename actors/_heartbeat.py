@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
+
 from dovecote._handling import HeartbeatScheduler
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from ._messages import POLL, Batch, Finish, ListenerCrashed, ListenerPaused, Pol
 
 if TYPE_CHECKING:
     import pykka
+
     from dovecote._transport import Transport
     from dovecote.drivers.base import IncomingMessage, Listener
 

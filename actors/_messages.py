@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pykka
+
     from dovecote._handling import Job
     from dovecote.drivers.base import IncomingMessage
 

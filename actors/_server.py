@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 import structlog
+
 from dovecote._endpoints import all_refs
 
 from ._base import SHUTDOWN, DovecoteActor, mailbox_depth

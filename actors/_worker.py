@@ -9,6 +9,7 @@ from ._messages import Jobs, WorkerIdle
 
 if TYPE_CHECKING:
     import pykka
+
     from dovecote._handling import Job
 
 __all__ = ["WorkerActor", "run_jobs"]

@@ -21,11 +21,12 @@ import uuid
 from collections.abc import Callable
 
 import amqp
+from proton import Message
+from proton.utils import BlockingConnection
+
 import dovecote
 from dovecote import Target
 from dovecote.drivers.base import PendingReply
-from proton import Message
-from proton.utils import BlockingConnection
 
 URL = "amqp1://guest:guest@127.0.0.1:5672/"
 

@@ -22,10 +22,11 @@ import time
 import uuid
 from typing import Any
 
+from kombu import Connection, Consumer, Exchange, Producer, Queue
+
 import dovecote
 from dovecote import Target, _wire
 from dovecote.drivers.base import PendingReply
-from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 URL = "rabbit://guest:guest@127.0.0.1:5672/"
 RAW = "amqp://guest:guest@127.0.0.1:5672//"
