@@ -8,6 +8,9 @@ Both sides talk to the same RabbitMQ (AMQP 1.0 plugin) and confirm every send:
 * cast throughput: driver ``send`` loop while a thread drains a listener, against
   a raw ``BlockingSender`` loop while a thread drains a raw receiver.
 
+* the whole stack: an RPC client calling and casting to an RPC server on
+  actors, against the same raw numbers.
+
 Run: ``python benchmarks/bench_amqp1.py [--calls 1000] [--casts 3000]``.
 """
 
@@ -127,6 +130,47 @@ def dovecote_casts(n: int) -> float:
     return n / elapsed
 
 
+class _Endpoint:
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.done = threading.Event()
+
+    def ping(self, ctxt: dict, i: int) -> int:
+        return i
+
+    def tick(self, ctxt: dict) -> None:
+        self.count += 1
+        if self.count >= self.expected:
+            self.done.set()
+
+
+def server_level(calls: int, casts: int) -> tuple[list[float], float]:
+    """The whole stack: RPC client -> amqp1 -> listener actor -> dispatcher -> worker."""
+    topic = f"bench_{uuid.uuid4().hex[:8]}"
+    transport = dovecote.get_transport(URL)
+    endpoint = _Endpoint(casts)
+    server = dovecote.get_rpc_server(transport, Target(topic=topic), [endpoint])
+    server.start()
+    client = dovecote.get_rpc_client(transport, Target(topic=topic), timeout=30)
+    client.call({}, "ping", i=-1)
+    samples = []
+    for i in range(calls):
+        started = time.perf_counter()
+        client.call({}, "ping", i=i)
+        samples.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    for _ in range(casts):
+        client.cast({}, "tick")
+    endpoint.done.wait(120)
+    rate = casts / (time.perf_counter() - started)
+    server.stop()
+    server.wait()
+    transport.cleanup()
+    delete_queues(topic)
+    return samples, rate
+
+
 # -- raw Proton ----------------------------------------------------------------------------
 def raw_calls(n: int) -> list[float]:
     queue, reply_q = f"bench_raw_{uuid.uuid4().hex[:8]}", f"reply_{uuid.uuid4().hex}"
@@ -199,6 +243,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--casts", type=int, default=3000)
     args = parser.parse_args()
+    dovecote.configure_logging(level="warning")  # structlog prints every line by default
 
     ours_calls = statistics.median(dovecote_calls(args.calls)) * 1000
     raw_call = statistics.median(raw_calls(args.calls)) * 1000
@@ -212,6 +257,11 @@ def main() -> None:
     print(f"  dovecote amqp1 driver  {ours_casts:8.0f} msg/s")
     print(f"  raw python-qpid-proton {raw_cast:8.0f} msg/s")
     print(f"  ratio (dovecote / raw) {ours_casts / raw_cast:8.2f}x")
+    samples, rate = server_level(args.calls, args.casts)
+    server_call = statistics.median(samples) * 1000
+    print("whole stack (get_rpc_client -> get_rpc_server on actors):")
+    print(f"  call round trip        {server_call:8.3f} ms = {server_call / raw_call:5.2f}x raw")
+    print(f"  casts end to end       {rate:8.0f} msg/s = {rate / raw_cast:5.2f}x raw")
 
 
 if __name__ == "__main__":
