@@ -52,6 +52,24 @@ class NotificationResult:
 Callback = Callable[..., Any]
 
 
+def _priority(message: dict[str, Any]) -> str:
+    """The priority a notification body names, lower-case (``WARNING`` is ``warn``)."""
+    priority = str(message.get("priority", "")).lower()
+    return "warn" if priority == "warning" else priority
+
+
+def _malformed(incoming: IncomingMessage) -> str | None:
+    """Why ``incoming`` is not a notification at all, or ``None``. A body
+    without a known priority cannot reach any endpoint: acknowledging it
+    would drop it silently, so it is dead-lettered instead."""
+    if incoming.error is not None:
+        return incoming.error
+    priority = incoming.message.get("priority")
+    if not isinstance(priority, str) or _priority(incoming.message) not in PRIORITIES:
+        return f"priority {priority!r} is not one of {', '.join(p.upper() for p in PRIORITIES)}"
+    return None
+
+
 def _actor_callback(ref: pykka.ActorRef[Any], name: str) -> Callback:
     """Call ``name`` on an endpoint actor, in its thread, and wait for it; a
     ``BaseException`` there comes back here instead of stopping every actor."""
@@ -132,10 +150,11 @@ class NotificationHandler(Handler):
 
     def _run_one(self, incoming: IncomingMessage) -> bool:
         started = time.monotonic()
-        if incoming.error is not None:
-            return self._park(incoming, f"malformed notification: {incoming.error}", started)
+        problem = _malformed(incoming)
+        if problem is not None:
+            return self._park(incoming, f"malformed notification: {problem}", started)
         message = incoming.message
-        callbacks = self.callbacks.get(str(message.get("priority", "")).lower(), ())
+        callbacks = self.callbacks.get(_priority(message), ())
         ctxt = self.serializer.deserialize_context(incoming.ctxt)
         payload = self.serializer.deserialize_entity(ctxt, message.get("payload"))
         metadata = {"message_id": message.get("message_id"),
@@ -195,11 +214,11 @@ class NotificationHandler(Handler):
         ok = True
         by_priority: dict[str, list[IncomingMessage]] = {}
         for incoming in batch:
-            if incoming.error is not None:
-                ok = self._park(incoming, f"malformed notification: {incoming.error}", started)
+            problem = _malformed(incoming)
+            if problem is not None:
+                ok = self._park(incoming, f"malformed notification: {problem}", started)
                 continue
-            priority = str(incoming.message.get("priority", "")).lower()
-            by_priority.setdefault(priority, []).append(incoming)
+            by_priority.setdefault(_priority(incoming.message), []).append(incoming)
         for priority, group in by_priority.items():
             ok = self._run_group(self.callbacks.get(priority, ()), group, started) and ok
         return ok
