@@ -30,10 +30,20 @@ if TYPE_CHECKING:
     from ._amqp1_address import Source
     from .amqp1 import Amqp1Driver
 
-__all__ = ["ERROR_PROPERTY", "REDELIVERIES_PROPERTY", "Amqp1IncomingMessage", "Amqp1Listener"]
+__all__ = [
+    "ERROR_PROPERTY",
+    "REDELIVERIES_PROPERTY",
+    "ROUTING_KEY_PROPERTY",
+    "Amqp1IncomingMessage",
+    "Amqp1Listener",
+]
 
 REDELIVERIES_PROPERTY = "x-dovecote-redeliveries"
 ERROR_PROPERTY = "x-dovecote-error"
+#: The routing key (subject) a notification first arrived with: a requeue sends it
+#: to its queue by name, which replaces the subject, and a dead letter of a pool
+#: member must still go to ``<topic>.<priority>.dead``.
+ROUTING_KEY_PROPERTY = "x-dovecote-routing-key"
 
 
 def decode(body: object) -> dict[str, Any]:
@@ -93,10 +103,17 @@ class Amqp1IncomingMessage(IncomingMessage):
         self._settled = True
         self._listener.settle_later(self, self._delivery, self._generation)
 
+    def _routing_key(self) -> str | None:
+        key = self._properties.get(ROUTING_KEY_PROPERTY) or self._subject
+        return None if key is None else str(key)
+
     def requeue(self) -> None:
         if self._settled:
             return
         properties = {**self._properties, REDELIVERIES_PROPERTY: self.redeliveries + 1}
+        key = self._routing_key()
+        if key:
+            properties[ROUTING_KEY_PROPERTY] = key
         driver = self._listener.driver
         driver.sender.publish(
             driver.plan.requeue_to(self._source), self._body, properties=properties,
@@ -105,7 +122,7 @@ class Amqp1IncomingMessage(IncomingMessage):
 
     def dead_letter(self, reason: str) -> str:
         driver = self._listener.driver
-        destination, spec = driver.plan.dead_letter_to(self._source, self._subject)
+        destination, spec = driver.plan.dead_letter_to(self._source, self._routing_key())
         properties = {**self._properties, ERROR_PROPERTY: reason}
         driver.sender.publish(
             destination, self._body, properties=properties,
