@@ -67,6 +67,8 @@ class DispatcherActor(DovecoteActor):
         self.outstanding = 0
         self.listeners: dict[pykka.ActorRef[Any], ListenerSpec] = {}
         self.paused: set[pykka.ActorRef[Any]] = set()
+        # Listeners that crashed before the server's ListenerAdded reached us.
+        self.crashed_early: set[pykka.ActorRef[Any]] = set()
         self.stopping = False
         self._done = self._report_done
 
@@ -105,6 +107,9 @@ class DispatcherActor(DovecoteActor):
         elif isinstance(message, Completed):
             self._settled(message.count, 0 if message.ok else message.count)
         elif isinstance(message, ListenerAdded):
+            if message.listener in self.crashed_early:  # already replaced: forget it
+                self.crashed_early.discard(message.listener)
+                return None
             self.listeners[message.listener] = message.spec
             if self.stopping:
                 message.listener.tell(SHUTDOWN)
@@ -152,7 +157,10 @@ class DispatcherActor(DovecoteActor):
         self.listeners[ref] = spec
 
     def _listener_crashed(self, message: ListenerCrashed) -> None:
-        self.listeners.pop(message.listener, None)
+        if self.listeners.pop(message.listener, None) is None:
+            # A listener the server started can crash before its ListenerAdded
+            # arrives; that must not register the dead actor later.
+            self.crashed_early.add(message.listener)
         self.paused.discard(message.listener)
         message.listener.tell(FINISH)
         if self.stopping:
