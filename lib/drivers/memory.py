@@ -358,7 +358,11 @@ class MemoryDriver(Driver):
         packed = _wire.pack_request(ctxt, message)
         packed.pop("_unique_id", None)
         body = _wire.encode_envelope(packed) if version >= 2.0 else _wire.dumps(packed)
-        self.broker.publish(self._exchange(target), str(target.topic), body)
+        # Like oslo.messaging (and the kombu driver), declare <topic>.<priority> so a
+        # notification sent before any listener waits there instead of vanishing.
+        exchange, key = self._exchange(target), str(target.topic)
+        self.broker.declare_queue(key, [(exchange, key)])
+        self.broker.publish(exchange, key, body)
 
     def listen(self, target: Target) -> Listener:
         topic = str(target.topic)
