@@ -249,9 +249,13 @@ class Amqp1Driver(Driver):
         body = _wire.encode_envelope(packed) if version >= 2.0 else _wire.dumps(packed)
         exchange = target.exchange or self.control_exchange
         exchanges = self.plan.sender_exchanges(exchange)
+        # Like oslo.messaging, declare <topic>.<priority> (rabbitmq plan) so a
+        # notification sent before any listener waits there instead of vanishing.
+        queue = self.plan.notification_source([(exchange, str(target.topic))], None)[0].queue
+        queues = [queue] if queue is not None else []
         self.sender.publish(
             self.plan.notification(exchange, str(target.topic)), body, retry=retry,
-            prepare=lambda: self.declare(exchanges=exchanges),
+            prepare=lambda: self.declare(queues=queues, exchanges=exchanges),
         )
 
     def listen(self, target: Target) -> Listener:
