@@ -161,6 +161,7 @@ class RPCClient:
         except BaseException:
             driver.forget(pending)
             raise
+        pending.sent()
         return pending, context
 
     def _finish(self, pending: PendingReply, context: dict[str, Any],

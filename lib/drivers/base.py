@@ -59,6 +59,11 @@ class PendingReply:
         self._deadline = None if timeout is None else now + timeout
         self._last_sign = now
 
+    def sent(self) -> None:
+        """The request is on its way: the call monitor counts the server's
+        silence from now, not from before the driver was ready to send."""
+        self._last_sign = time.monotonic()
+
     def deliver(self, reply: Mapping[str, Any]) -> None:
         """Hand over a reply body: a heartbeat (``ending`` false, no result or
         failure) renews the call monitor; anything else is the answer."""
