@@ -51,6 +51,8 @@ maybe_declare: Any = _kombu_common.maybe_declare
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 _AMQP_SCHEMES = frozenset({"rabbit", "amqp", "pyamqp"})
+#: Exchanges kept by name (topics and fanouts a process sends to are few).
+_EXCHANGE_CACHE_SIZE = 1024
 
 
 def _as_bool(url: TransportURL, name: str, value: Any) -> bool:
@@ -279,6 +281,18 @@ class Entities:
 
     def __init__(self, opts: KombuOptions) -> None:
         self.opts = opts
+        self._exchanges: dict[tuple[str, str], Any] = {}
+
+    def _exchange(self, kind: str, name: str, *, durable: bool, auto_delete: bool) -> Any:
+        """An exchange, built once per name: every ``send`` names one, and
+        kombu only reads it (binding it to a channel makes a copy)."""
+        exchange = self._exchanges.get((kind, name))
+        if exchange is None:
+            if len(self._exchanges) >= _EXCHANGE_CACHE_SIZE:
+                self._exchanges.clear()
+            exchange = Exchange(name, type=kind, durable=durable, auto_delete=auto_delete)
+            self._exchanges[kind, name] = exchange
+        return exchange
 
     def _queue_arguments(self, *, ttl: int, quorum: bool) -> dict[str, Any]:
         args: dict[str, Any] = {}
@@ -298,14 +312,12 @@ class Entities:
 
     def topic_exchange(self, name: str) -> Any:
         """The topic exchange RPC and notifications are published on."""
-        return Exchange(
-            name, type="topic", durable=self.opts.durable,
-            auto_delete=self.opts.amqp_auto_delete,
-        )
+        return self._exchange("topic", name, durable=self.opts.durable,
+                              auto_delete=self.opts.amqp_auto_delete)
 
     def fanout_exchange(self, topic: str) -> Any:
         """``<topic>_fanout``: transient, deleted with its last queue."""
-        return Exchange(f"{topic}_fanout", type="fanout", durable=False, auto_delete=True)
+        return self._exchange("fanout", f"{topic}_fanout", durable=False, auto_delete=True)
 
     def topic_queue(self, name: str, bindings: list[tuple[str, str]]) -> Any:
         """A shared queue bound to ``(exchange, routing_key)`` pairs on topic

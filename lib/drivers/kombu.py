@@ -94,15 +94,23 @@ class _Publication:
         channel = self.conn.default_channel
         for entity in self.declare:
             maybe_declare(entity, channel)
+        producer = _PRODUCERS.get(channel)
+        if producer is None:  # one per channel: building one costs a copy of its exchange
+            producer = _PRODUCERS[channel] = Producer(channel, auto_declare=False)
         self.returned.clear()
-        events = getattr(channel, "events", None)
+        events = getattr(channel, "events", None) if self.publish["mandatory"] else None
         if events is not None:
             events["basic_return"].add(self._on_return)
         try:
-            Producer(channel, auto_declare=False).publish(**self.publish)
+            producer.publish(**self.publish)
         finally:
             if events is not None:
                 events["basic_return"].discard(self._on_return)
+
+
+#: The producer of each publishing channel (a pooled connection's default
+#: channel is used by one thread at a time; a channel that is gone drops out).
+_PRODUCERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 class KombuDriver(Driver):
