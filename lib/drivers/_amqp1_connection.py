@@ -212,7 +212,8 @@ class Topology:
             ),
             lambda ch: ch.exchange_declare(binding.exchange, binding.exchange_type, passive=True),
         )
-        self._known.add(("x", binding.exchange))
+        if binding.exchange_type != "fanout":  # auto-delete: gone with its last queue
+            self._known.add(("x", binding.exchange))
 
     def ensure(
         self, *, queues: Iterable[QueueSpec] = (), exchanges: Iterable[Binding] = ()
