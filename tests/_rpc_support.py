@@ -122,25 +122,49 @@ def inject(transport: dovecote.Transport, queue: str, body: str | bytes) -> None
             conn.close()
 
 
+class QueueProbe:
+    """Reads queue depths at the broker: the memory broker's count, or a
+    passive declare on RabbitMQ over one connection kept for the probe's life."""
+
+    def __init__(self, transport: dovecote.Transport) -> None:
+        self.transport = transport
+        self._conn: Any = None
+        if kind_of(transport) != "memory":
+            import amqp
+
+            self._conn = amqp.Connection(host=BROKER_HOST, userid="guest", password="guest")
+            self._conn.connect()
+            self._channel = self._conn.channel()
+
+    def depth(self, queue: str) -> int:
+        """Messages ready in ``queue``."""
+        if self._conn is None:
+            return get_broker(memory_name(self.transport)).queue_depth(queue)
+        _, count, _ = self._channel.queue_declare(queue, passive=True)
+        return int(count)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def __enter__(self) -> QueueProbe:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def queue_depth(transport: dovecote.Transport, queue: str) -> int:
     """Messages ready in ``queue`` at the broker (a passive declare on RabbitMQ)."""
-    if kind_of(transport) == "memory":
-        return get_broker(memory_name(transport)).queue_depth(queue)
-    import amqp
-
-    conn = amqp.Connection(host=BROKER_HOST, userid="guest", password="guest")
-    conn.connect()
-    try:
-        channel = conn.channel()
-        _, count, _ = channel.queue_declare(queue, passive=True)
-        return int(count)
-    finally:
-        conn.close()
+    with QueueProbe(transport) as probe:
+        return probe.depth(queue)
 
 
-def delete_queues(transport: dovecote.Transport, *names: str) -> None:
-    """Remove queues a test left on RabbitMQ (no-op on memory)."""
-    if kind_of(transport) == "memory":
+def delete_queues(transport: dovecote.Transport | str, *names: str) -> None:
+    """Remove queues a test left on RabbitMQ (no-op on memory); ``transport``
+    may be a transport or its URL."""
+    url = transport if isinstance(transport, str) else str(transport.url)
+    if url.startswith("memory"):
         return
     import amqp
 
