@@ -68,6 +68,10 @@ class ListenerActor(DovecoteActor):
         server_stopping: threading.Event, server: str,
         track: Track = None,
     ) -> None:
+        # Opened in the caller's thread, before the actor exists: when
+        # server.start() or listen() returns, the queues exist, and a failure to
+        # connect is raised to the caller without leaving an actor behind.
+        listener = None if delay else spec.open()
         super().__init__(track=track, server=server, listener=spec.describe(), transport=str(
             spec.transport.url))
         self.spec = spec
@@ -78,14 +82,10 @@ class ListenerActor(DovecoteActor):
         self.attempt = attempt
         self.delay = delay
         self.server_stopping = server_stopping
-        self.listener: Listener | None = None
+        self.listener: Listener | None = listener
         self._paused = False
         self._batch: list[IncomingMessage] = []
         self._batch_started = 0.0
-        if not delay:
-            # In the caller's thread: when server.start() or listen() returns, the
-            # queues exist, and a failure to connect is raised to the caller.
-            self.listener = spec.open()
 
     def on_start(self) -> None:
         super().on_start()

@@ -155,14 +155,20 @@ class MessageHandlingServer:
                                       track=self._track)
                     for _ in range(self.max_workers)
                 ])
+            error: BaseException | None = None
             try:
                 for spec in self._specs:
                     self._start_listener(spec)
-            except BaseException:
+            except BaseException as exc:  # noqa: BLE001 - raised again below
+                # Undo the start: the listeners already running and the workers
+                # stop, and start() raises only once they are gone.
                 self._dispatcher.tell(StopServer())
-                if blocking:
-                    dispatcher.run_here()
-                raise
+                error = exc
+        if error is not None:
+            if blocking:
+                dispatcher.run_here()
+            self.wait()
+            raise error
         self._ready.set()
         log.info("server.started", server=self.name, executor=self.executor,
                  listeners=len(self._specs))

@@ -238,10 +238,6 @@ def test_at_least_once_call_to_a_topic_without_a_queue_fails_fast(
 
 
 # -- a server that cannot listen -------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: DovecoteActor.__init__ (actors/_base.py) registers the actor with the server "
-    "before ListenerActor.__init__ opens the listener; when that raises, the never-started "
-    "actor stays in server.actors() as alive and server.wait() never returns"))
 def test_a_server_that_cannot_listen_raises_from_start_and_is_done(topic: str) -> None:
     url = f"rabbit://guest:guest@127.0.0.1:{closed_port()}/"
     with dovecote.get_transport(url, max_retries=0, listen_retries=0) as unreachable:
