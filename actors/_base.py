@@ -10,6 +10,8 @@ import pykka
 import pykka.messages
 import structlog
 
+from dovecote._handling import set_actor_log
+
 __all__ = ["DovecoteActor", "Shutdown", "Track", "mailbox_depth"]
 
 #: Called with each new actor, so its server can find it (``server.actors()``).
@@ -59,6 +61,7 @@ class DovecoteActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.thread = threading.current_thread()
         self.thread.name = f"dovecote-{self.kind}-{self.actor_urn[-8:]}"
+        set_actor_log(self.log)
 
     def _handle_receive(self, message: Any) -> Any:
         if isinstance(message, Shutdown):

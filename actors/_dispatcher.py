@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from dovecote._handling import set_actor_log
+
 from ._base import SHUTDOWN, DovecoteActor, Track
 from ._messages import (
     FINISH,
@@ -86,6 +88,7 @@ class DispatcherActor(DovecoteActor):
             super().on_start()
         else:
             self.thread = threading.current_thread()
+            set_actor_log(self.log)
 
     def add_workers(self, workers: list[pykka.ActorRef[Any]]) -> None:
         """Give the dispatcher its worker pool (before the first message)."""
@@ -206,4 +209,6 @@ class DispatcherActor(DovecoteActor):
         self.stop()
 
     def on_stop(self) -> None:
+        if self.in_caller_thread:
+            set_actor_log(None)  # the caller's thread goes on without this identity
         self.on_stopped()

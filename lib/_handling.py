@@ -11,13 +11,27 @@ an endpoint actor, bad input answered at once) is reported through
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .drivers.base import IncomingMessage
 
-__all__ = ["Done", "Handler", "HeartbeatScheduler", "Job"]
+__all__ = ["Done", "Handler", "HeartbeatScheduler", "Job", "actor_log", "set_actor_log"]
+
+_thread = threading.local()
+
+
+def set_actor_log(log: Any) -> None:
+    """Called by an actor in its own thread (``None`` when it stops): what a
+    handler logs in this thread then carries that actor's bound identity."""
+    _thread.log = log
+
+
+def actor_log(default: Any) -> Any:
+    """The logger of the actor running in this thread, else ``default``."""
+    return getattr(_thread, "log", None) or default
 
 #: ``done(count, ok)``: ``count`` messages finished outside a job.
 Done = Callable[[int, bool], None]

@@ -11,7 +11,7 @@ import structlog
 from . import _wire
 from ._endpoints import RPCAccessPolicyBase
 from ._errors import ExpectedException, NoSuchMethod, UnsupportedVersion
-from ._handling import Done, Handler, HeartbeatScheduler, Job
+from ._handling import Done, Handler, HeartbeatScheduler, Job, actor_log
 from ._rpc_dispatcher import BadRequest, Route, RPCDispatcher
 from ._serializer import Serializer
 
@@ -79,8 +79,12 @@ class RPCHandler(Handler):
     ) -> None:
         token = self._watch(incoming)
 
+        ref = route.actor_ref
+        assert ref is not None
+        logger = self.log.bind(actor=ref.actor_class.__name__, actor_urn=ref.actor_urn)
+
         def finished(result: Any, exc: BaseException | None) -> None:
-            done(1, self._finish(incoming, route, started, token, result, exc))
+            done(1, self._finish(incoming, route, started, token, result, exc, logger))
 
         try:
             route.invoke_in_actor(finished)
@@ -95,8 +99,9 @@ class RPCHandler(Handler):
 
     def _finish(  # noqa: PLR0917 - private, called from two places
         self, incoming: IncomingMessage, route: Route, started: float, token: object,
-        result: Any, exc: BaseException | None,
+        result: Any, exc: BaseException | None, logger: Any = None,
     ) -> bool:
+        log = logger if logger is not None else actor_log(self.log)
         if token is not None:
             self.heartbeats.untrack(token)
         duration_ms = round((time.monotonic() - started) * 1000, 3)
@@ -106,49 +111,49 @@ class RPCHandler(Handler):
                 try:
                     result = self.dispatcher.serializer.serialize_entity(route.ctxt, result)
                     incoming.reply(result)
-                    self.log.debug("reply.sent", msg_id=incoming.msg_id)
+                    log.debug("reply.sent", msg_id=incoming.msg_id)
                 except (TypeError, ValueError) as bad:
                     bad_result = TypeError(
                         f"the result of RPC method {route.method!r} cannot be sent: {bad}")
-                    self.log.error("dispatch.failed", **fields,
+                    log.error("dispatch.failed", **fields,
                               outcome="unserializable_result", error=str(bad))
-                    self._reply_failure(incoming, bad_result)
+                    self._reply_failure(incoming, bad_result, log=log)
                     return False
-            self.log.debug("dispatch.ok", **fields, outcome="ok")
+            log.debug("dispatch.ok", **fields, outcome="ok")
             return True
         if isinstance(exc, ExpectedException):
             exc = exc.exc_info[1]
-            self.log.info("dispatch.failed", **fields, outcome="expected_error",
+            log.info("dispatch.failed", **fields, outcome="expected_error",
                      error=repr(exc))
         elif isinstance(exc, Exception):
-            self.log.error("dispatch.failed", **fields, outcome="error",
+            log.error("dispatch.failed", **fields, outcome="error",
                       error=repr(exc), exc_info=exc)
         else:
-            self.log.error("dispatch.failed", **fields, outcome="aborted",
+            log.error("dispatch.failed", **fields, outcome="aborted",
                       error=repr(exc), note="the endpoint raised a BaseException; "
                       "the server keeps serving")
         if incoming.wants_reply:
-            self._reply_failure(incoming, exc)
+            self._reply_failure(incoming, exc, log=log)
         return False
 
     def _reject(self, incoming: IncomingMessage, exc: Exception, started: float, *,
                 outcome: str) -> None:
         method = incoming.message.get("method") if incoming.message else None
-        self.log.warning("dispatch.failed", msg_id=incoming.msg_id,
+        log = actor_log(self.log)
+        log.warning("dispatch.failed", msg_id=incoming.msg_id,
                     method=method if isinstance(method, str) else None, outcome=outcome,
                     error=str(exc),
                     duration_ms=round((time.monotonic() - started) * 1000, 3))
         if incoming.wants_reply:
-            self._reply_failure(incoming, exc, traceback=False)
+            self._reply_failure(incoming, exc, traceback=False, log=log)
 
     def _reply_failure(self, incoming: IncomingMessage, exc: BaseException, *,
-                       traceback: bool = True) -> None:
+                       traceback: bool = True, log: Any = None) -> None:
         failure = _wire.serialize_failure(exc, None if traceback else [])
         try:
             incoming.reply(failure=failure)
         except Exception as error:  # noqa: BLE001 - logged; the server keeps serving
-            self.log.error("reply.failed", msg_id=incoming.msg_id,
-                      error=str(error))
+            (log or self.log).error("reply.failed", msg_id=incoming.msg_id, error=str(error))
 
 
 def get_rpc_server(
