@@ -1,0 +1,94 @@
+"""Notifications survive a broker outage: N notifications are published (each
+confirmed by RabbitMQ), the broker's app is stopped while a listener is in the
+middle of them and started again; every notification is handled at least once,
+the duplicates are counted and reported, and the listener reconnects by itself.
+
+``rabbitmqctl stop_app`` stops the whole (shared) broker, so the outage is kept
+to the few seconds stop_app + start_app take, and the broker is started again
+in a ``finally`` whatever happens. The queues are durable (a transient queue
+does not outlive a broker restart) on an exchange of this test's own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from typing import Any
+
+import pytest
+import structlog.testing
+from _rpc_support import PATIENCE
+from test_notifications import Recorder, amqp_channel, listening
+
+import dovecote
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
+
+COUNT = 500
+#: The endpoint blocks on this notification until the broker is down.
+STALL_AT = 100
+#: Fast reconnection, so the listener is back soon after the broker.
+RECONNECT = "rabbit_retry_interval=0.2&rabbit_retry_backoff=0.2&rabbit_interval_max=1"
+
+
+def rabbitmqctl(*args: str, timeout: float = 60) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=timeout)
+
+
+def broker_back() -> None:
+    """Start the broker's app (a no-op when it runs) and wait until it serves."""
+    rabbitmqctl("start_app")
+    rabbitmqctl("await_startup")
+
+
+def test_broker_restart_while_consuming_loses_nothing(rabbitmq: str, unique: str) -> None:
+    exchange, topic = f"faults_{unique}", f"faults_{unique}"
+    url = f"{rabbitmq}?amqp_durable_queues=true&{RECONNECT}"
+    transport = dovecote.get_transport(url, control_exchange=exchange)
+    calls = Recorder()
+    stalled, resume = threading.Event(), threading.Event()
+
+    class Endpoint:
+        def info(self, ctxt: Any, publisher_id: Any, event_type: Any, payload: Any,
+                 metadata: Any) -> None:
+            if payload == STALL_AT and not stalled.is_set():
+                stalled.set()
+                resume.wait(30)
+            calls.add(payload)
+
+    outage = 0.0
+    try:
+        with structlog.testing.capture_logs() as logs:
+            with listening(transport, [dovecote.Target(topic=topic)], [Endpoint()],
+                           max_workers=1):
+                notifier = dovecote.Notifier(transport, publisher_id="faults", topics=[topic])
+                for n in range(COUNT):
+                    notifier.info({}, "fault.test", n)  # returns once the broker confirmed
+                assert stalled.wait(PATIENCE), "the listener did not get going"
+                started = time.monotonic()
+                try:
+                    rabbitmqctl("stop_app")
+                    resume.set()  # what the listener took goes on, its acks cannot
+                finally:
+                    broker_back()
+                    outage = time.monotonic() - started
+                # recovered by itself: the rest, the redeliveries, and something new
+                notifier.info({}, "fault.after", COUNT)
+                calls.wait_until(lambda items: len(set(items)) > COUNT, 30)
+            handled = list(calls.items)
+        missing = set(range(COUNT + 1)) - set(handled)
+        duplicates = len(handled) - len(set(handled))
+        print(f"\nbroker outage {outage:.1f}s: {COUNT} notifications, {len(handled)} handled, "
+              f"{duplicates} duplicates, {len(missing)} missing")
+        assert not missing, f"lost {len(missing)} notifications: {sorted(missing)[:20]}"
+        events = [line["event"] for line in logs]
+        assert "listener.connection_lost" in events
+        assert "listener.reconnected" in events
+    finally:
+        resume.set()
+        broker_back()  # whatever happened above, leave the broker running
+        with amqp_channel() as channel:
+            channel.queue_delete(f"{topic}.info")
+            channel.exchange_delete(exchange)
+        transport.cleanup()
