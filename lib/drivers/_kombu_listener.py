@@ -41,8 +41,6 @@ ERROR_HEADER = "x-dovecote-error"
 #: The routing key a notification first arrived with, kept across requeues so its
 #: dead-letter queue is still ``<topic>.<priority>.dead`` when it came from a pool.
 ROUTING_KEY_HEADER = "x-dovecote-routing-key"
-#: After the first message of a batch, how long a drain waits for the next one.
-_DRAIN_MORE = 0.001
 
 log = structlog.get_logger()
 
@@ -274,10 +272,16 @@ class KombuListener(Listener):
                 return []
 
     def _drain(self, deadline: float, max_messages: int) -> None:
+        """Wait (until ``deadline``) for a first message, then take only what has
+        already arrived (a non-blocking drain): a lone request is never held
+        back waiting for company, and a burst is still taken in one poll."""
         while len(self._buffer) < max_messages and not self._stopped.is_set():
-            wait = _DRAIN_MORE if self._buffer else deadline - time.monotonic()
-            if wait <= 0:
-                return
+            if self._buffer:
+                wait = 0.0
+            else:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return
             try:
                 self._conn.drain_events(timeout=wait)
             except TimeoutError:
