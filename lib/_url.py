@@ -11,12 +11,22 @@ from ._errors import InvalidTransportURL
 __all__ = ["TransportHost", "TransportURL", "mask_password"]
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*$")
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z0-9+.\-]+://(?:[^:@/,]*:)?)[^@/,]*@")
+_NETLOC_IN_URL = re.compile(r"(?P<head>[a-zA-Z0-9+.\-]+://)(?P<netloc>[^/?#\s'\"]*)")
+
+
+def _mask_netloc(match: re.Match[str]) -> str:
+    hosts = []
+    for part in match.group("netloc").split(","):
+        creds, at, host = part.rpartition("@")
+        masked = at and ":" in creds
+        hosts.append(f"{creds.partition(':')[0]}:****@{host}" if masked else part)
+    return match.group("head") + ",".join(hosts)
 
 
 def mask_password(text: str) -> str:
-    """Replace every password inside URLs in ``text`` with ``****``."""
-    return _PASSWORD_IN_URL.sub(lambda m: f"{m.group('head')}****@", text)
+    """Replace every password inside URLs in ``text`` with ``****`` (every
+    host's, in a URL that lists several)."""
+    return _NETLOC_IN_URL.sub(_mask_netloc, text)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
