@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-import dovecote
 import oslo_messaging
 import pytest
 from interop_helpers import InteropError
 from test_kombu_driver import oslo_conf
+
+import dovecote
 
 pytestmark = [pytest.mark.interop, pytest.mark.broker, pytest.mark.timeout(60)]
 
