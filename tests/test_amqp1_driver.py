@@ -12,15 +12,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import amqp
-import dovecote
 import pytest
 import structlog
+from proton import Message
+from proton.utils import BlockingConnection
+
+import dovecote
 from dovecote import Target
 from dovecote.drivers._amqp1_address import plan_named
 from dovecote.drivers.amqp1 import Amqp1Driver
 from dovecote.drivers.base import IncomingMessage, Listener, PendingReply
-from proton import Message
-from proton.utils import BlockingConnection
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 

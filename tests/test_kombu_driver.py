@@ -11,13 +11,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import dovecote
 import pytest
 import structlog
+from kombu import Connection, Exchange, Producer, Queue
+
+import dovecote
 from dovecote import _wire
 from dovecote.drivers.base import IncomingMessage, Listener, PendingReply
 from dovecote.drivers.kombu import KombuDriver
-from kombu import Connection, Exchange, Producer, Queue
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 

@@ -13,14 +13,15 @@ import time
 import traceback
 from typing import Any
 
-import dovecote
 import pytest
 import structlog
+from kombu import Producer
+from test_kombu_driver import driver, poll_until, rabbit_transport, raw, ready, round_trip
+
+import dovecote
 from dovecote import _wire
 from dovecote.drivers.base import PendingReply
 from dovecote.drivers.kombu import KombuDriver
-from kombu import Producer
-from test_kombu_driver import driver, poll_until, rabbit_transport, raw, ready, round_trip
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 
