@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeAlias
@@ -45,6 +46,13 @@ class DovecoteActor(pykka.ThreadingActor):
 
     use_daemon_thread: ClassVar[bool] = True
     kind: ClassVar[str] = "actor"
+
+    @staticmethod
+    def _create_actor_inbox() -> queue.SimpleQueue[Any]:
+        # A SimpleQueue instead of pykka's Queue: its put() is reentrant, so
+        # server.stop() may run in a signal handler that interrupted this very
+        # queue, and it is the C implementation, several times cheaper per message.
+        return queue.SimpleQueue()
 
     def __init__(self, *, track: Track = None, **log_fields: Any) -> None:
         super().__init__()

@@ -75,10 +75,22 @@ def _argument_error(
     if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
         return exc
     try:
-        inspect.signature(func).bind(None, **args)
-    except TypeError as bind_error:
-        return TypeError(f"wrong arguments for RPC method {method!r}: {bind_error}")
-    return exc
+        params = list(inspect.signature(func).parameters.values())[1:]  # after ctxt
+    except (TypeError, ValueError):
+        return exc
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return exc
+    names = {p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+    unexpected = sorted(set(args) - names)
+    missing = [p.name for p in params if p.default is inspect.Parameter.empty
+               and p.kind not in (inspect.Parameter.VAR_POSITIONAL,) and p.name not in args]
+    problems = ([f"unexpected {', '.join(map(repr, unexpected))}"] if unexpected else []) + (
+        [f"missing {', '.join(map(repr, missing))}"] if missing else [])
+    if not problems:
+        return exc
+    accepted = ", ".join(sorted(names)) or "no arguments"
+    return TypeError(f"wrong arguments for RPC method {method!r}: {'; '.join(problems)} "
+                     f"(it takes {accepted})")
 
 
 def _actor_invoker(actor: pykka.Actor) -> Callable[[Route, Completion], None]:

@@ -145,7 +145,9 @@ class RPCHandler(Handler):
                     error=str(exc),
                     duration_ms=round((time.monotonic() - started) * 1000, 3))
         if incoming.wants_reply:
-            self._reply_failure(incoming, exc, traceback=False, log=log)
+            # The caller gets bad input as a ValueError, which it rebuilds as its own.
+            answer = ValueError(str(exc)) if isinstance(exc, BadRequest) else exc
+            self._reply_failure(incoming, answer, traceback=False, log=log)
 
     def _reply_failure(self, incoming: IncomingMessage, exc: BaseException, *,
                        traceback: bool = True, log: Any = None) -> None:

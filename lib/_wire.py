@@ -13,14 +13,15 @@ import os
 import sys
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 from ._errors import NoSuchMethod, RemoteError, UnsupportedVersion
 
 __all__ = [
     "ENVELOPE_VERSION",
     "MalformedMessage",
+    "Unpacked",
     "decode_body",
     "deserialize_failure",
     "dumps",
@@ -30,6 +31,7 @@ __all__ = [
     "pack_request",
     "serialize_failure",
     "split_context",
+    "unpack",
     "utc_timestamp",
 ]
 
@@ -51,7 +53,40 @@ _KNOWN_FAILURES: dict[tuple[str, str], type[Exception]] = {
 
 
 class MalformedMessage(ValueError):
-    """A body that is not a message dovecote or oslo.messaging would send."""
+    """A body that is not a message dovecote or oslo.messaging would send.
+
+    ``partial`` holds what could still be read (the inner message of an
+    envelope with the wrong version), so a call can still be answered.
+    """
+
+    def __init__(self, reason: str, *, partial: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.partial = partial
+
+
+class Unpacked(NamedTuple):
+    """A received body split for an ``IncomingMessage``."""
+
+    ctxt: dict[str, Any]
+    message: dict[str, Any]
+    msg_id: str | None
+    error: str | None
+
+
+def unpack(
+    body: Any, *, notifications: bool, decode: Callable[[Any], dict[str, Any]] | None = None,
+) -> Unpacked:
+    """Decode a received body (with ``decode``, default :func:`decode_body`)
+    into context, message and reply id; a malformed one keeps what could be
+    read and says what is wrong in ``error``. Notifications have no reply id."""
+    try:
+        raw = (decode or decode_body)(body)
+        error = None
+    except MalformedMessage as exc:
+        raw, error = exc.partial or {}, str(exc)
+    ctxt, message = split_context(raw)
+    msg_id = None if notifications else message.get("_msg_id")
+    return Unpacked(ctxt, message, msg_id if isinstance(msg_id, str) else None, error)
 
 
 def new_id() -> str:
@@ -118,10 +153,14 @@ def decode_body(body: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
         raise MalformedMessage(f"body is a JSON {type(body).__name__}, not an object")
     if _VERSION_KEY not in body:
         return dict(body)
+    inner = body.get(_MESSAGE_KEY)
     if body[_VERSION_KEY] != ENVELOPE_VERSION:
         msg = f"envelope version {body[_VERSION_KEY]!r} is not {ENVELOPE_VERSION!r}"
-        raise MalformedMessage(msg)
-    inner = body.get(_MESSAGE_KEY)
+        try:
+            partial = _DECODER.decode(inner) if isinstance(inner, str) else None
+        except ValueError:
+            partial = None
+        raise MalformedMessage(msg, partial=partial if isinstance(partial, dict) else None)
     if not isinstance(inner, str):
         raise MalformedMessage(f"{_MESSAGE_KEY!r} is missing or not JSON text")
     try:
@@ -208,7 +247,7 @@ def deserialize_failure(
     message = str(failure.get("message", ""))
     args = failure.get("args") or []
     kwargs = failure.get("kwargs") or {}
-    text = message + "\n" + "".join(trace)
+    text = message + ("\n" + "".join(trace) if trace else "")
     if module in _BUILTIN_MODULES:
         module = "builtins"
     known = _KNOWN_FAILURES.get((module, name))

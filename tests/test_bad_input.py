@@ -33,13 +33,13 @@ class Api:
 
 
 #: (case id, request without ids, exception class the caller rebuilds, words the error
-#: must contain). A request dovecote cannot even route is a ``BadRequest`` on the
-#: server, which a caller sees as a ``RemoteError`` naming it.
+#: must contain). A request dovecote cannot even route is answered as a ``ValueError``,
+#: which the caller rebuilds as its own (a ``builtins`` exception).
 ANSWERED: list[tuple[str, dict[str, Any], type[Exception], list[str]]] = [
-    ("no method", {"args": {"value": 1}}, dovecote.RemoteError, ["no method"]),
-    ("empty method", {"method": "", "args": {}}, dovecote.RemoteError, ["no method"]),
-    ("method not a string", {"method": 42, "args": {}}, dovecote.RemoteError, ["no method"]),
-    ("args not a mapping", {"method": "echo", "args": [1, 2]}, dovecote.RemoteError,
+    ("no method", {"args": {"value": 1}}, ValueError, ["no method"]),
+    ("empty method", {"method": "", "args": {}}, ValueError, ["no method"]),
+    ("method not a string", {"method": 42, "args": {}}, ValueError, ["no method"]),
+    ("args not a mapping", {"method": "echo", "args": [1, 2]}, ValueError,
      ["'args'", "list", "not an object"]),
     ("unknown method", {"method": "nope", "args": {}}, dovecote.NoSuchMethod, ["nope"]),
     ("incompatible version", {"method": "echo", "args": {"value": 1}, "version": "2.0"},
@@ -47,11 +47,11 @@ ANSWERED: list[tuple[str, dict[str, Any], type[Exception], list[str]]] = [
     ("newer minor version", {"method": "echo", "args": {"value": 1}, "version": "1.5"},
      dovecote.UnsupportedVersion, ["1.5"]),
     ("version not major.minor", {"method": "echo", "args": {"value": 1}, "version": "one"},
-     dovecote.RemoteError, ["'one'", "major.minor"]),
+     ValueError, ["'one'", "major.minor"]),
     ("unknown namespace", {"method": "echo", "args": {"value": 1}, "namespace": "x"},
      dovecote.UnsupportedVersion, ["echo"]),
     ("wrong argument names", {"method": "echo", "args": {"valeu": 1}}, TypeError,
-     ["wrong arguments", "'echo'", "'value'"]),
+     ["wrong arguments", "'echo'", "unexpected 'valeu'", "missing 'value'"]),
     ("unexpected argument", {"method": "echo", "args": {"value": 1, "extra": 2}}, TypeError,
      ["wrong arguments", "'echo'", "'extra'"]),
     ("missing argument", {"method": "echo", "args": {}}, TypeError,
@@ -124,6 +124,25 @@ def test_undecodable_body_is_logged_and_the_server_goes_on(
     assert reason in failed[0]["error"], failed[0]
     ok = [e for e in logs if e["event"] == "dispatch.ok"]
     assert len(ok) == 2
+
+
+def test_a_call_with_a_wrong_envelope_version_is_still_answered(
+    transport: dovecote.Transport, topic: str
+) -> None:
+    """The reply queue and id sit inside the envelope: a call whose envelope has
+    the wrong ``oslo.version`` is refused, and its caller is told why."""
+    inner = json.dumps({"method": "echo", "args": {"value": 1}, "_msg_id": "{msg_id}",
+                        "_reply_q": "{reply_q}"})
+    body = json.dumps({"oslo.version": "9.9", "oslo.message": inner})
+    with structlog.testing.capture_logs() as logs, \
+            serve(transport, Target(topic=topic, server="s1"), [Api()]):
+        reply = raw_call(transport, topic, None, body=body)
+        _good_call_still_works(transport, topic)
+    failure = json.loads(reply["failure"])
+    assert "9.9" in failure["message"], failure
+    assert isinstance(_wire.deserialize_failure(reply["failure"], ()), ValueError)
+    failed = [e for e in logs if e["event"] == "dispatch.failed"]
+    assert [e["outcome"] for e in failed] == ["malformed"]
 
 
 def test_a_burst_of_bad_input_never_blocks_the_queue(

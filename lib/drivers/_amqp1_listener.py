@@ -248,17 +248,13 @@ class Amqp1Listener(Listener):
             "settled": not self._notifications, "redeliveries": redeliveries,
             "dead_letter_reason": None if reason is None else str(reason),
         }
-        try:
-            body = decode(raw.body)
-        except _wire.MalformedMessage as exc:
-            self._log.warning("message.malformed", source=source.address, reason=str(exc))
-            return Amqp1IncomingMessage(self, source, raw, delivery, self._generation,
-                                        ctxt={}, message={}, error=str(exc), **common)
-        ctxt, message = _wire.split_context(body)
-        msg_id = None if self._notifications else message.get("_msg_id")
+        ctxt, message, msg_id, error = _wire.unpack(
+            raw.body, notifications=self._notifications, decode=decode)
+        if error is not None:
+            self._log.warning("message.malformed", source=source.address, reason=error)
         return Amqp1IncomingMessage(
             self, source, raw, delivery, self._generation, ctxt=ctxt, message=message,
-            msg_id=msg_id if isinstance(msg_id, str) else None, **common,
+            msg_id=msg_id, error=error, **common,
         )
 
     # -- settlement ------------------------------------------------------------

@@ -309,21 +309,12 @@ class KombuListener(Listener):
             redeliveries = 0
         reason = (raw.headers or {}).get(ERROR_HEADER)
         reason = None if reason is None else str(reason)
-        try:
-            body = _wire.decode_body(raw.body)
-        except _wire.MalformedMessage as exc:
-            log.warning("message.malformed", listener=self.name, queue=queue_name,
-                        reason=str(exc))
-            return KombuIncomingMessage(
-                self, queue_name, raw, generation, ctxt={}, message={}, error=str(exc),
-                redeliveries=redeliveries, dead_letter_reason=reason,
-            )
-        ctxt, message = _wire.split_context(body)
-        msg_id = None if self.notifications else message.get("_msg_id")
+        ctxt, message, msg_id, error = _wire.unpack(raw.body, notifications=self.notifications)
+        if error is not None:
+            log.warning("message.malformed", listener=self.name, queue=queue_name, reason=error)
         return KombuIncomingMessage(
-            self, queue_name, raw, generation, ctxt=ctxt, message=message,
-            msg_id=msg_id if isinstance(msg_id, str) else None, redeliveries=redeliveries,
-            dead_letter_reason=reason,
+            self, queue_name, raw, generation, ctxt=ctxt, message=message, msg_id=msg_id,
+            error=error, redeliveries=redeliveries, dead_letter_reason=reason,
         )
 
     def stop(self) -> None:

@@ -283,19 +283,11 @@ class MemoryListener(Listener):
         return out
 
     def _decode(self, queue: str, stored: StoredMessage) -> MemoryIncomingMessage:
-        redeliveries = int(stored.headers.get(REDELIVERIES_HEADER, 0))
-        try:
-            raw = _wire.decode_body(stored.body)
-        except _wire.MalformedMessage as exc:
-            return MemoryIncomingMessage(
-                self, queue, stored, ctxt={}, message={}, error=str(exc),
-                redeliveries=redeliveries, dead_letter_reason=stored.headers.get(ERROR_HEADER),
-            )
-        ctxt, message = _wire.split_context(raw)
-        msg_id = None if self._notifications else message.get("_msg_id")
+        ctxt, message, msg_id, error = _wire.unpack(
+            stored.body, notifications=self._notifications)
         return MemoryIncomingMessage(
-            self, queue, stored, ctxt=ctxt, message=message,
-            msg_id=msg_id if isinstance(msg_id, str) else None, redeliveries=redeliveries,
+            self, queue, stored, ctxt=ctxt, message=message, msg_id=msg_id, error=error,
+            redeliveries=int(stored.headers.get(REDELIVERIES_HEADER, 0)),
             dead_letter_reason=stored.headers.get(ERROR_HEADER),
         )
 
