@@ -10,6 +10,7 @@ import datetime
 import decimal
 import json
 import os
+import re
 import sys
 import traceback
 import uuid
@@ -253,6 +254,9 @@ def deserialize_failure(
     known = _KNOWN_FAILURES.get((module, name))
     if known is None and module != "builtins" and module not in set(allowed_remote_exmods):
         return RemoteError(name, message, trace)
+    if known is not None:
+        args = _known_failure_args(known, args)
+
     def _str(_self: object) -> str:
         return text
 
@@ -269,6 +273,25 @@ def deserialize_failure(
     except Exception:  # noqa: BLE001 - anything a foreign constructor raises
         return RemoteError(name, message, trace)
     return exc
+
+
+_OSLO_SENTENCES = {
+    NoSuchMethod: re.compile(r"^Endpoint does not support RPC method (?P<method>.*)$"),
+    UnsupportedVersion: re.compile(
+        r"^Endpoint does not support RPC version (?P<version>.*?)"
+        r"(?:\. Attempted method: (?P<method>.*))?$"),
+}
+
+
+def _known_failure_args(known: type[Exception], args: Any) -> list[Any]:
+    """oslo.messaging sends ``NoSuchMethod``/``UnsupportedVersion`` with the whole
+    sentence as the only argument; recover the method and version from it."""
+    args = list(args) if isinstance(args, (list, tuple)) else []
+    if len(args) == 1 and isinstance(args[0], str):
+        found = _OSLO_SENTENCES[known].match(args[0])
+        if found is not None:
+            return [value for value in found.groupdict().values() if value is not None]
+    return args
 
 
 def utc_timestamp(now: datetime.datetime | None = None) -> str:

@@ -60,6 +60,7 @@ class MemoryBroker:
         self._bindings: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
         self._fanout: dict[str, set[str]] = collections.defaultdict(set)
         self._reply_handlers: dict[str, Callable[[str | bytes], None]] = {}
+        self._waiting = 0  # receivers blocked in take(): publishing wakes only if any
 
     # -- declarations ---------------------------------------------------------
     def declare_queue(self, queue: str, bindings: Sequence[tuple[str, str]] = ()) -> None:
@@ -125,7 +126,7 @@ class MemoryBroker:
                 self._queues[queue].append(
                     StoredMessage(body, dict(headers or {}), expires_at, routing_key)
                 )
-            if queues:
+            if queues and self._waiting:
                 self._cond.notify_all()
         if handler is not None:
             handler(body)
@@ -172,7 +173,11 @@ class MemoryBroker:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
-                self._cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
 
     def _take_ready(self, queues: Sequence[str]) -> Iterator[tuple[str, StoredMessage]]:
         now = time.monotonic()
