@@ -286,12 +286,12 @@ _OSLO_SENTENCES = {
 def _known_failure_args(known: type[Exception], args: Any) -> list[Any]:
     """oslo.messaging sends ``NoSuchMethod``/``UnsupportedVersion`` with the whole
     sentence as the only argument; recover the method and version from it."""
-    args = list(args) if isinstance(args, (list, tuple)) else []
-    if len(args) == 1 and isinstance(args[0], str):
-        found = _OSLO_SENTENCES[known].match(args[0])
+    found_args: list[Any] = list(args) if isinstance(args, (list, tuple)) else []
+    if len(found_args) == 1 and isinstance(found_args[0], str):
+        found = _OSLO_SENTENCES[known].match(found_args[0])
         if found is not None:
             return [value for value in found.groupdict().values() if value is not None]
-    return args
+    return found_args
 
 
 def utc_timestamp(now: datetime.datetime | None = None) -> str:
