@@ -110,8 +110,18 @@ class ListenerActor(DovecoteActor):
         return None
 
     def _poll(self) -> None:
+        # Poll again at once while nothing else waits in the mailbox: a stop
+        # request is still seen after at most one poll, and a busy listener
+        # skips a trip through its own mailbox per poll.
+        while self._poll_once():
+            if not self.actor_inbox.empty():
+                self.actor_ref.tell(POLL)
+                return
+
+    def _poll_once(self) -> bool:
+        """One poll; ``False`` once the listener stopped polling (paused, crashed)."""
         if self._paused or self.listener is None:
-            return
+            return False
         want = (POLL_SIZE if self.batch_timeout is None
                 else self.batch_size - len(self._batch))
         credit = self.gate.acquire(want, POLL_TIMEOUT)
@@ -126,7 +136,7 @@ class ListenerActor(DovecoteActor):
             except Exception as exc:  # noqa: BLE001 - the server restarts us with backoff
                 self.gate.release(credit)
                 self._crash(exc)
-                return
+                return False
             self.gate.release(credit - len(taken))
         if taken:
             if not self._batch:
@@ -135,7 +145,7 @@ class ListenerActor(DovecoteActor):
             self.log.debug("message.received", count=len(taken))
         if self._batch and self._batch_due():
             self._flush()
-        self.actor_ref.tell(POLL)
+        return True
 
     def _batch_due(self) -> bool:
         if len(self._batch) >= self.batch_size or self.batch_timeout is None:
