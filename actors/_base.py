@@ -99,6 +99,7 @@ class DovecoteActor(pykka.ThreadingActor):
             "actor": type(self).__name__,
             "alive": self.actor_ref.is_alive(),
             "mailbox": mailbox_depth(self.actor_inbox),
+            "mailbox_depth": mailbox_depth(self.actor_inbox),
             "handled": self.handled,
             "failed": self.failed,
         }

@@ -234,8 +234,8 @@ class MessageHandlingServer:
     # -- introspection ------------------------------------------------------------
     def actors(self) -> list[dict[str, Any]]:
         """A live snapshot: one record per actor (``kind``, ``urn``, ``target``,
-        ``alive``, ``mailbox`` depth, ``handled``, ``failed``), endpoint actors
-        included."""
+        ``alive``, ``mailbox`` depth (also as ``mailbox_depth``), ``handled``,
+        ``failed``), endpoint actors included."""
         with self._lock:
             actors = [a for a in self._actors if a.actor_ref.is_alive()]
         records = []
@@ -248,6 +248,7 @@ class MessageHandlingServer:
             {
                 "kind": "endpoint", "urn": ref.actor_urn, "actor": ref.actor_class.__name__,
                 "alive": ref.is_alive(), "mailbox": mailbox_depth(ref.actor_inbox),
+                "mailbox_depth": mailbox_depth(ref.actor_inbox),
                 "handled": None, "failed": None, "target": None, "server": self.name,
             }
             for ref in all_refs(self.endpoints)

@@ -8,13 +8,14 @@ from typing import Any
 __all__ = ["Target"]
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class Target:
     """An address for RPC and notifications, as in oslo.messaging.
 
     ``exchange`` defaults to the transport's ``control_exchange``; ``topic``
     names a service; ``server`` one instance of it; ``fanout`` sends a cast to
     every server on the topic; ``namespace`` and ``version`` select endpoints.
+    Fields may be given by position in oslo.messaging's order, too.
     """
 
     exchange: str | None = None
