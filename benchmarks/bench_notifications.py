@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import logging
 import os
 import threading
@@ -34,6 +33,8 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from bench_rabbit import oslo_conf
 
 import dovecote
 
@@ -118,18 +119,6 @@ def dovecote_side() -> Iterator[Side]:
         listener.wait(30)
         delete_queue(f"{topic}.info")
         transport.cleanup()
-
-
-def oslo_conf() -> Any:
-    from oslo_config import cfg
-
-    conf = cfg.ConfigOpts()
-    for module, group in [("oslo_messaging._metrics.client", "oslo_messaging_metrics"),
-                          ("oslo_messaging._tracing.client", "oslo_messaging_tracing")]:
-        with contextlib.suppress(ImportError, AttributeError):
-            conf.register_opts(getattr(importlib.import_module(module), group), group=group)
-    conf([])
-    return conf
 
 
 @contextlib.contextmanager
