@@ -74,17 +74,27 @@ class Unpacked(NamedTuple):
     error: str | None
 
 
+#: The largest body a server handles (bytes). A larger one is still read, to
+#: find where to send the failure reply, but is never dispatched.
+MAX_BODY_SIZE = 32 * 1024 * 1024
+
+
 def unpack(
     body: Any, *, notifications: bool, decode: Callable[[Any], dict[str, Any]] | None = None,
 ) -> Unpacked:
     """Decode a received body (with ``decode``, default :func:`decode_body`)
-    into context, message and reply id; a malformed one keeps what could be
-    read and says what is wrong in ``error``. Notifications have no reply id."""
+    into context, message and reply id; a malformed or oversized one keeps
+    what could be read and says what is wrong in ``error``. Notifications have
+    no reply id."""
     try:
         raw = (decode or decode_body)(body)
         error = None
     except MalformedMessage as exc:
         raw, error = exc.partial or {}, str(exc)
+    size = len(body) if isinstance(body, (str, bytes, bytearray, memoryview)) else 0
+    if error is None and size > MAX_BODY_SIZE:
+        error = (f"body is {size} bytes, over the {MAX_BODY_SIZE}-byte limit "
+                 "(dovecote._wire.MAX_BODY_SIZE)")
     ctxt, message = split_context(raw)
     msg_id = None if notifications else message.get("_msg_id")
     return Unpacked(ctxt, message, msg_id if isinstance(msg_id, str) else None, error)

@@ -160,3 +160,24 @@ def test_a_burst_of_bad_input_never_blocks_the_queue(
         reply = raw_call(transport, topic, {"method": "echo", "args": {"value": "raw"}})
         assert reply["result"] == "raw"
         assert reply["failure"] is None
+
+
+def test_an_oversized_call_is_refused_and_answered(
+    transport: dovecote.Transport, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body over ``MAX_BODY_SIZE`` is never dispatched; its caller is told why."""
+    monkeypatch.setattr(_wire, "MAX_BODY_SIZE", 4096)
+    calls: list[Any] = []
+
+    class Recorder(Api):
+        def echo(self, ctxt: dict[str, Any], value: Any) -> Any:
+            calls.append(len(str(value)))
+            return value
+
+    with structlog.testing.capture_logs() as logs, \
+            serve(transport, Target(topic=topic, server="s1"), [Recorder()]):
+        reply = raw_call(transport, topic, {"method": "echo", "args": {"value": "x" * 8192}})
+        assert "over the 4096-byte limit" in json.loads(reply["failure"])["message"]
+        _good_call_still_works(transport, topic)
+    assert calls == [4]  # only the good call ran
+    assert [e["outcome"] for e in logs if e["event"] == "dispatch.failed"] == ["malformed"]
