@@ -33,6 +33,7 @@ def actor_log(default: Any) -> Any:
     """The logger of the actor running in this thread, else ``default``."""
     return getattr(_thread, "log", None) or default
 
+
 #: ``done(count, ok)``: ``count`` messages finished outside a job.
 Done = Callable[[int, bool], None]
 
