@@ -83,6 +83,7 @@ class ListenerActor(DovecoteActor):
         self.delay = delay
         self.server_stopping = server_stopping
         self.listener: Listener | None = listener
+        self.origin = {"listener": spec.describe(), "transport": str(spec.transport.url)}
         self._paused = False
         self._batch: list[IncomingMessage] = []
         self._batch_started = 0.0
@@ -139,6 +140,8 @@ class ListenerActor(DovecoteActor):
                 return False
             self.gate.release(credit - len(taken))
         if taken:
+            for incoming in taken:
+                incoming.origin = self.origin
             if not self._batch:
                 self._batch_started = time.monotonic()
             self._batch.extend(taken)

@@ -19,7 +19,7 @@ import pykka
 import structlog
 
 from ._endpoints import actor_ref_of
-from ._handling import Done, Handler, Job
+from ._handling import Done, Handler, HeartbeatScheduler, Job, actor_log
 from ._notification_filter import NotificationFilter
 from ._rpc_dispatcher import Route
 from ._serializer import NoOpSerializer, Serializer
@@ -114,6 +114,7 @@ class NotificationHandler(Handler):
         self.batch_size = batch_size or 1
         self.batch_timeout = batch_timeout if self.batched else None
         self.log_fields: dict[str, Any] = {}
+        self.log: Any = log
         self.callbacks: dict[str, list[tuple[Callback, NotificationFilter | None]]] = {}
         for endpoint in self.endpoints:
             ref = actor_ref_of(endpoint)
@@ -133,6 +134,10 @@ class NotificationHandler(Handler):
                    f"({', '.join(PRIORITIES)}): nothing to listen for")
             raise ValueError(msg)
 
+    def bind(self, log_fields: dict[str, Any], heartbeats: HeartbeatScheduler) -> None:
+        super().bind(log_fields, heartbeats)
+        self.log = log.bind(**log_fields)  # bound once: per-notification lines stay cheap
+
     def prepare(self, messages: Sequence[IncomingMessage], done: Done) -> list[Job]:
         if self.batched:
             batch = list(messages)
@@ -146,7 +151,7 @@ class NotificationHandler(Handler):
     def _fields(self, incoming: IncomingMessage) -> dict[str, Any]:
         message = incoming.message
         return {"msg_id": message.get("message_id"), "event_type": message.get("event_type"),
-                "publisher_id": message.get("publisher_id")}
+                "publisher_id": message.get("publisher_id"), **incoming.origin}
 
     def _run_one(self, incoming: IncomingMessage) -> bool:
         started = time.monotonic()
@@ -169,9 +174,9 @@ class NotificationHandler(Handler):
             called += 1
             try:
                 result = callback(ctxt, publisher_id, event_type, payload, metadata)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - requeued or parked, never lost
                 requeue_reason = f"endpoint raised {exc!r}"
-                log.error("dispatch.failed", **self.log_fields, **self._fields(incoming),
+                actor_log(self.log).error("dispatch.failed", **self._fields(incoming),
                           outcome="error", error=repr(exc), exc_info=exc)
                 continue
             if result == NotificationResult.REQUEUE:
@@ -179,7 +184,7 @@ class NotificationHandler(Handler):
         if requeue_reason is not None:
             return self._retry_or_park(incoming, requeue_reason, started)
         incoming.acknowledge()
-        log.debug("dispatch.ok", **self.log_fields, **self._fields(incoming),
+        actor_log(self.log).debug("dispatch.ok", **self._fields(incoming),
                   outcome="handled" if called else "filtered",
                   duration_ms=round((time.monotonic() - started) * 1000, 3))
         return True
@@ -187,7 +192,7 @@ class NotificationHandler(Handler):
     def _retry_or_park(self, incoming: IncomingMessage, reason: str, started: float) -> bool:
         if self.allow_requeue and incoming.redeliveries < self.max_redeliveries:
             incoming.requeue()
-            log.warning("notification.requeued", **self.log_fields, **self._fields(incoming),
+            actor_log(self.log).warning("notification.requeued", **self._fields(incoming),
                         outcome="requeued", reason=reason,
                         redeliveries=incoming.redeliveries + 1,
                         duration_ms=round((time.monotonic() - started) * 1000, 3))
@@ -200,10 +205,10 @@ class NotificationHandler(Handler):
         try:
             queue = incoming.dead_letter(reason)
         except Exception as exc:  # noqa: BLE001 - left unsettled: the broker redelivers it
-            log.error("notification.dead_letter_failed", **self.log_fields,
+            actor_log(self.log).error("notification.dead_letter_failed",
                       **self._fields(incoming), reason=reason, error=str(exc))
             return False
-        log.error("notification.dead_lettered", **self.log_fields, **self._fields(incoming),
+        actor_log(self.log).error("notification.dead_lettered", **self._fields(incoming),
                   outcome="dead_lettered", reason=reason, queue=queue,
                   duration_ms=round((time.monotonic() - started) * 1000, 3))
         return False
@@ -245,9 +250,9 @@ class NotificationHandler(Handler):
             try:
                 if callback(chosen) == NotificationResult.REQUEUE:
                     requeue_reason = "endpoint asked to requeue"
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - requeued or parked, never lost
                 requeue_reason = f"endpoint raised {exc!r}"
-                log.error("dispatch.failed", **self.log_fields, outcome="error",
+                actor_log(self.log).error("dispatch.failed", outcome="error",
                           batch=len(chosen), error=repr(exc), exc_info=exc)
         if requeue_reason is not None:
             for incoming in group:
@@ -255,7 +260,7 @@ class NotificationHandler(Handler):
             return False
         for incoming in group:
             incoming.acknowledge()
-        log.debug("dispatch.ok", **self.log_fields, outcome="handled", batch=len(group),
+        actor_log(self.log).debug("dispatch.ok", outcome="handled", batch=len(group),
                   duration_ms=round((time.monotonic() - started) * 1000, 3))
         return True
 

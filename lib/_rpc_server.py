@@ -105,7 +105,8 @@ class RPCHandler(Handler):
         if token is not None:
             self.heartbeats.untrack(token)
         duration_ms = round((time.monotonic() - started) * 1000, 3)
-        fields = {"msg_id": incoming.msg_id, "method": route.method, "duration_ms": duration_ms}
+        fields = {"msg_id": incoming.msg_id, "method": route.method, "duration_ms": duration_ms,
+                  **incoming.origin}
         if exc is None:
             if incoming.wants_reply:
                 try:
@@ -140,7 +141,7 @@ class RPCHandler(Handler):
                 outcome: str) -> None:
         method = incoming.message.get("method") if incoming.message else None
         log = actor_log(self.log)
-        log.warning("dispatch.failed", msg_id=incoming.msg_id,
+        log.warning("dispatch.failed", msg_id=incoming.msg_id, **incoming.origin,
                     method=method if isinstance(method, str) else None, outcome=outcome,
                     error=str(exc),
                     duration_ms=round((time.monotonic() - started) * 1000, 3))

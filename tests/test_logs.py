@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,12 +103,43 @@ def test_per_message_fields_and_outcomes(transport: dovecote.Transport, topic: s
     assert failed["fail"]["log_level"] == "error"
     assert failed["missing"]["outcome"] == "rejected"
     assert "missing" in failed["missing"]["error"]
-    for entry in failed.values():
+    for entry in [ok, *failed.values()]:
         assert isinstance(entry["duration_ms"], float)
+        # which listener took the message, and over which transport (password masked)
+        assert entry["listener"] == str(Target(topic=topic, server="s1")), entry
+        assert entry["transport"] == str(transport.url), entry
     # one reply per call, each naming the call's id
     sent = [e["msg_id"] for e in events(logs, "reply.sent")]
     assert ok["msg_id"] in sent
     assert len(set(ids)) == 3
+
+
+def test_notification_lines_name_actor_listener_and_transport(
+    transport: dovecote.Transport, topic: str
+) -> None:
+    class Meter:
+        def __init__(self) -> None:
+            self.seen = threading.Event()
+
+        def info(self, ctxt: dict[str, Any], publisher_id: str, event_type: str,
+                 payload: Any, metadata: dict[str, Any]) -> None:
+            self.seen.set()
+
+    meter = Meter()
+    listener = dovecote.get_notification_listener(transport, [Target(topic=topic)], [meter])
+    # leaving running() stops and waits for the listener: its lines are all written
+    with structlog.testing.capture_logs() as logs, running(listener):
+        dovecote.Notifier(transport, publisher_id="pub", topics=[topic]).info({}, "a.b", {})
+        assert meter.seen.wait(PATIENCE)
+    (ok,) = events(logs, "dispatch.ok")
+    assert ok["event_type"] == "a.b"
+    assert ok["publisher_id"] == "pub"
+    assert ok["outcome"] == "handled"
+    assert ok["actor"] in {"WorkerActor", "DispatcherActor"}
+    assert ok["actor_urn"].startswith("urn:uuid:")
+    assert ok["listener"].startswith("<Notifications")
+    assert ok["transport"] == str(transport.url)
+    assert isinstance(ok["duration_ms"], float)
 
 
 def test_expected_exceptions_are_logged_briefly(

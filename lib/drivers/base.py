@@ -105,6 +105,9 @@ class PendingReply:
         return self._reply
 
 
+_NO_ORIGIN: dict[str, str] = {}
+
+
 class IncomingMessage(abc.ABC):
     """One message a listener took: a request or a notification.
 
@@ -117,13 +120,17 @@ class IncomingMessage(abc.ABC):
     listener's thread.
     """
 
-    __slots__ = ("ctxt", "dead_letter_reason", "error", "message", "msg_id", "redeliveries")
+    __slots__ = ("ctxt", "dead_letter_reason", "error", "message", "msg_id", "origin",
+                 "redeliveries")
 
     def __init__(
         self, *, ctxt: dict[str, Any], message: dict[str, Any], msg_id: str | None = None,
         error: str | None = None, redeliveries: int = 0, dead_letter_reason: str | None = None,
     ) -> None:
         self.dead_letter_reason = dead_letter_reason
+        #: Log fields of the listener that took it (``listener``, ``transport``),
+        #: set by the server's listener actor.
+        self.origin: dict[str, str] = _NO_ORIGIN
         self.ctxt = ctxt
         self.message = message
         self.msg_id = msg_id
