@@ -82,20 +82,9 @@ class Amqp1IncomingMessage(IncomingMessage):
         self._generation = generation
         self._settled = settled
 
-    def _send_reply(self, body: dict[str, Any]) -> None:
-        reply_q = self.message.get("_reply_q")
-        if not reply_q or not self.msg_id:
-            return
-        body["_msg_id"] = self.msg_id
-        body["_unique_id"] = _wire.new_id()
+    def publish_reply(self, reply_q: str, body: dict[str, Any]) -> None:
         driver = self._listener.driver
-        driver.sender.publish(driver.plan.queue(str(reply_q)), _wire.encode_envelope(body))
-
-    def reply(self, result: Any = None, failure: str | None = None) -> None:
-        self._send_reply({"result": result, "failure": failure, "ending": True})
-
-    def heartbeat(self) -> None:
-        self._send_reply({"result": None, "failure": None, "ending": False})
+        driver.sender.publish(driver.plan.queue(reply_q), _wire.encode_envelope(body))
 
     def acknowledge(self) -> None:
         if self._settled:

@@ -55,7 +55,7 @@ def connection_errors(conn: Any) -> tuple[type[BaseException], ...]:
 class KombuIncomingMessage(IncomingMessage):
     """A request or notification taken from a RabbitMQ (or other kombu) queue."""
 
-    __slots__ = ("_generation", "_listener", "_queue", "_raw", "_reply_q", "_settled")
+    __slots__ = ("_generation", "_listener", "_queue", "_raw", "_settled")
 
     def __init__(
         self, listener: KombuListener, queue_name: str, raw: Any, generation: int,
@@ -66,21 +66,10 @@ class KombuIncomingMessage(IncomingMessage):
         self._queue = queue_name
         self._raw = raw
         self._generation = generation
-        reply_q = self.message.get("_reply_q")
-        self._reply_q = reply_q if isinstance(reply_q, str) and reply_q else None
         self._settled = False
 
-    def _send_reply(self, body: dict[str, Any]) -> None:
-        if self._reply_q and self.msg_id:
-            body["_msg_id"] = self.msg_id
-            body["_unique_id"] = _wire.new_id()
-            self._listener.driver.send_reply(self._reply_q, body)
-
-    def reply(self, result: Any = None, failure: str | None = None) -> None:
-        self._send_reply({"result": result, "failure": failure, "ending": True})
-
-    def heartbeat(self) -> None:
-        self._send_reply({"result": None, "failure": None, "ending": False})
+    def publish_reply(self, reply_q: str, body: dict[str, Any]) -> None:
+        self._listener.driver.send_reply(reply_q, body)
 
     def acknowledge(self) -> None:
         if self._settled:

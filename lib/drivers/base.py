@@ -148,13 +148,26 @@ class IncomingMessage(abc.ABC):
         value = self.message.get("_timeout")
         return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
-    @abc.abstractmethod
     def reply(self, result: Any = None, failure: str | None = None) -> None:
         """Send the answer; ``failure`` is failure JSON text (see ``_wire``)."""
+        self._reply_body({"result": result, "failure": failure, "ending": True})
 
-    @abc.abstractmethod
     def heartbeat(self) -> None:
         """Tell the caller the call is still running."""
+        self._reply_body({"result": None, "failure": None, "ending": False})
+
+    def _reply_body(self, body: dict[str, Any]) -> None:
+        reply_q = self.message.get("_reply_q")
+        if not (reply_q and isinstance(reply_q, str) and self.msg_id):
+            return  # a cast, or a call whose reply queue is unknown
+        body["_msg_id"] = self.msg_id
+        body["_unique_id"] = _wire.new_id()
+        self.publish_reply(reply_q, body)
+
+    @abc.abstractmethod
+    def publish_reply(self, reply_q: str, body: dict[str, Any]) -> None:
+        """Publish a reply or heartbeat ``body`` (a dict, not yet encoded) to
+        the queue ``reply_q`` on the default exchange."""
 
     @abc.abstractmethod
     def acknowledge(self) -> None:

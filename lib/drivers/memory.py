@@ -217,7 +217,7 @@ def get_broker(name: str = "") -> MemoryBroker:
 class MemoryIncomingMessage(IncomingMessage):
     """A message taken from a memory queue."""
 
-    __slots__ = ("_listener", "_queue", "_reply_q", "_settled", "_stored")
+    __slots__ = ("_listener", "_queue", "_settled", "_stored")
 
     def __init__(
         self, listener: MemoryListener, queue: str, stored: StoredMessage, **kwargs: Any
@@ -226,20 +226,10 @@ class MemoryIncomingMessage(IncomingMessage):
         self._listener = listener
         self._queue = queue
         self._stored = stored
-        self._reply_q: str | None = self.message.get("_reply_q")
         self._settled = False
 
-    def _send_reply(self, body: dict[str, Any]) -> None:
-        if self._reply_q:
-            body["_msg_id"] = self.msg_id
-            body["_unique_id"] = _wire.new_id()
-            self._listener.broker.publish("", self._reply_q, _wire.dumps(body))
-
-    def reply(self, result: Any = None, failure: str | None = None) -> None:
-        self._send_reply({"result": result, "failure": failure, "ending": True})
-
-    def heartbeat(self) -> None:
-        self._send_reply({"result": None, "failure": None, "ending": False})
+    def publish_reply(self, reply_q: str, body: dict[str, Any]) -> None:
+        self._listener.broker.publish("", reply_q, _wire.dumps(body))
 
     def acknowledge(self) -> None:
         self._settled = True
