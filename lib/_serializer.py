@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from . import _wire
@@ -41,6 +42,10 @@ class NoOpSerializer(Serializer):
         return entity
 
     def serialize_context(self, ctxt: Any) -> dict[str, Any]:
+        # A request context object (oslo.context's RequestContext and the like)
+        # travels as its to_dict(), as oslo.messaging sends it.
+        if not isinstance(ctxt, Mapping) and callable(getattr(ctxt, "to_dict", None)):
+            return dict(ctxt.to_dict())
         return dict(ctxt or {})
 
     def deserialize_context(self, ctxt: dict[str, Any]) -> Any:

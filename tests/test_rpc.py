@@ -733,3 +733,28 @@ def test_wrong_argument_names_say_which(transport: dovecote.Transport, topic: st
         with pytest.raises(TypeError, match="wrong arguments"):
             client.call({}, "echo")
         assert client.call({}, "echo", value=2) == 2
+
+
+class _RequestContext:
+    """Like oslo.context's RequestContext: not a mapping, but has to_dict()."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user": self.user, "roles": ["admin"]}
+
+
+def test_a_context_object_travels_as_its_to_dict(transport: dovecote.Transport,
+                                                 topic: str) -> None:
+    seen: list[dict[str, Any]] = []
+
+    class Api:
+        def whoami(self, ctxt: dict[str, Any]) -> str:
+            seen.append(ctxt)
+            return str(ctxt["user"])
+
+    with serve(transport, Target(topic=topic), [Api()]):
+        client = dovecote.get_rpc_client(transport, Target(topic=topic), timeout=PATIENCE)
+        assert client.call(_RequestContext("alice"), "whoami") == "alice"
+    assert seen == [{"user": "alice", "roles": ["admin"]}]
