@@ -361,8 +361,7 @@ def test_requeue_counts_and_dead_letter(driver: Amqp1Driver, topic: str, queues:
 @pytest.fixture(scope="session")
 def drop_vhost(rabbitmq: str) -> str:
     """A vhost of our own, so dropping its connections disturbs no other test."""
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not available")
+    assert shutil.which("rabbitmqctl"), "rabbitmqctl is missing: run scripts/ensure-rabbitmq.sh"
     subprocess.run(["rabbitmqctl", "add_vhost", DROP_VHOST], capture_output=True, check=False)
     subprocess.run(["rabbitmqctl", "set_permissions", "-p", DROP_VHOST, "guest", ".*", ".*", ".*"],
                    capture_output=True, check=True)
