@@ -11,6 +11,7 @@ import argparse
 import statistics
 import threading
 import time
+from typing import Any
 
 import pykka
 import structlog
@@ -51,15 +52,22 @@ class API:
             self.done.set()
 
 
-def call_round_trip(n: int, executor: str) -> float:
-    transport = dovecote.get_transport(f"memory://bench-call-{executor}")
-    server = dovecote.get_rpc_server(transport, dovecote.Target(topic="bench"), [API()],
+def serve(transport: dovecote.Transport, api: API, executor: str) -> Any:
+    """An RPC server for ``api`` on topic ``bench``, started (a blocking one in
+    a thread of its own)."""
+    server = dovecote.get_rpc_server(transport, dovecote.Target(topic="bench"), [api],
                                      executor=executor)
     if executor == "blocking":
         threading.Thread(target=server.start, daemon=True).start()
         server.wait_ready(10)
     else:
         server.start()
+    return server
+
+
+def call_round_trip(n: int, executor: str) -> float:
+    transport = dovecote.get_transport(f"memory://bench-call-{executor}")
+    server = serve(transport, API(), executor)
     client = dovecote.get_rpc_client(transport, dovecote.Target(topic="bench"), timeout=10)
     for i in range(200):
         client.call({}, "ping", i=i)
@@ -77,13 +85,7 @@ def call_round_trip(n: int, executor: str) -> float:
 def cast_throughput(n: int, executor: str) -> float:
     transport = dovecote.get_transport(f"memory://bench-cast-{executor}")
     api = API(expected=n)
-    server = dovecote.get_rpc_server(transport, dovecote.Target(topic="bench"), [api],
-                                     executor=executor)
-    if executor == "blocking":
-        threading.Thread(target=server.start, daemon=True).start()
-        server.wait_ready(10)
-    else:
-        server.start()
+    server = serve(transport, api, executor)
     client = dovecote.get_rpc_client(transport, dovecote.Target(topic="bench"))
     t0 = time.perf_counter()
     for _ in range(n):

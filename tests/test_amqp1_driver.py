@@ -14,6 +14,7 @@ from typing import Any
 import amqp
 import pytest
 import structlog
+from _rpc_support import delete_queues
 from proton import Message
 from proton.utils import BlockingConnection
 
@@ -41,15 +42,7 @@ def queues(rabbitmq: str) -> Iterator[list[str]]:
     """Names of queues a test made; deleted afterwards."""
     names: list[str] = []
     yield names
-    conn = amqp.Connection(host="127.0.0.1:5672", userid="guest", password="guest")
-    conn.connect()
-    try:
-        for name in names:
-            channel = conn.channel()
-            channel.queue_delete(name)
-            channel.close()
-    finally:
-        conn.close()
+    delete_queues(rabbitmq, *names)
 
 
 @pytest.fixture
