@@ -20,8 +20,7 @@ from proton.utils import BlockingConnection
 
 import dovecote
 from dovecote import Target
-from dovecote.drivers._amqp1_address import plan_named
-from dovecote.drivers.amqp1 import Amqp1Driver
+from dovecote.drivers.amqp1 import Amqp1Driver, plan_named
 from dovecote.drivers.base import IncomingMessage, Listener, PendingReply
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]

@@ -21,10 +21,10 @@ from kombu import connection as _kombu_connection
 from kombu import entity as _kombu_entity
 from kombu import messaging as _kombu_messaging
 
-from .._errors import InvalidTransportURL
+from ..._errors import InvalidTransportURL
 
 if TYPE_CHECKING:
-    from .._url import TransportURL
+    from ..._url import TransportURL
 
 __all__ = [
     "OPTION_NAMES",

@@ -24,7 +24,7 @@ Addressing (``addressing=`` option)
     ``rabbitmq`` (default): RabbitMQ 3.x's AMQP 1.0 plugin, oslo.messaging's
     rabbit layout (declared over AMQP 0-9-1, which the plugin cannot do);
     ``plain`` (aliases ``qpid``, ``activemq``): hierarchical addresses for
-    brokers and routers that create nodes on demand. See ``_amqp1_address``.
+    brokers and routers that create nodes on demand. See ``_address``.
 
 Options (URL query or ``get_transport`` keywords): ``addressing``,
 ``prefetch`` (credit per source, 10), ``connect_timeout`` (5 s),
@@ -43,10 +43,11 @@ from typing import TYPE_CHECKING, Any
 from proton import Delivery, Timeout
 from proton.utils import BlockingConnection
 
-from .. import _wire
-from .._errors import InvalidTransportURL
-from ._amqp1_address import AddressPlan, Binding, QueueSpec, plan_named
-from ._amqp1_connection import (
+from ... import _wire
+from ..._errors import InvalidTransportURL
+from ..base import Driver, Listener, PendingReply
+from ._address import AddressPlan, Binding, QueueSpec, plan_named
+from ._connection import (
     TRANSIENT_ERRORS,
     Backoff,
     HostRing,
@@ -58,12 +59,11 @@ from ._amqp1_connection import (
     describe,
     logger,
 )
-from ._amqp1_listener import Amqp1Listener
-from .base import Driver, Listener, PendingReply
+from ._listener import Amqp1Listener
 
 if TYPE_CHECKING:
-    from .._target import Target
-    from .._url import TransportURL
+    from ..._target import Target
+    from ..._url import TransportURL
 
 __all__ = ["Amqp1Driver"]
 

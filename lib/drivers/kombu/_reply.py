@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ._kombu_listener import connection_errors
-from ._kombu_options import Consumer
+from ._listener import connection_errors
+from ._options import Consumer
 
 if TYPE_CHECKING:
-    from .kombu import KombuDriver
+    from ._driver import KombuDriver
 
 __all__ = ["ReplyConsumer"]
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import kombu.exceptions
 import structlog
 
-from .. import _wire
-from ._kombu_options import Consumer
-from .base import IncomingMessage, Listener
+from ... import _wire
+from ..base import IncomingMessage, Listener
+from ._options import Consumer
 
 if TYPE_CHECKING:
-    from .kombu import KombuDriver
+    from ._driver import KombuDriver
 
 __all__ = [
     "ERROR_HEADER",

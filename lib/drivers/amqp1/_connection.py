@@ -22,9 +22,9 @@ from proton import Message, ProtonException
 from proton.handlers import MessagingHandler
 from proton.utils import BlockingConnection, BlockingSender, SendException
 
-from .._errors import MessageDeliveryFailure
-from .._url import TransportHost, TransportURL, mask_password
-from ._amqp1_address import Binding, Destination, QueueSpec
+from ..._errors import MessageDeliveryFailure
+from ..._url import TransportHost, TransportURL, mask_password
+from ._address import Binding, Destination, QueueSpec
 
 __all__ = ["TRANSIENT_ERRORS", "Backoff", "HostRing", "Inbox", "SendChannel", "Topology"]
 

@@ -7,9 +7,9 @@ wire-compatible with oslo.messaging's rabbit driver.
   hosts. ``at_least_once`` publishes mandatory: an unroutable call raises
   :class:`MessageUndeliverable` instead of waiting for its timeout.
 * Each listener owns a connection, channel and consumer, drained by ``poll``
-  (see :mod:`._kombu_listener`); the broker holds what exceeds the prefetch.
+  (see :mod:`._listener`); the broker holds what exceeds the prefetch.
 * Replies reach callers through one reply queue and one thread per driver,
-  created on the first call (see :mod:`._kombu_reply`).
+  created on the first call (see :mod:`._reply`).
 """
 
 from __future__ import annotations
@@ -21,17 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from .. import _wire
-from .._errors import InvalidTarget, MessageDeliveryFailure, MessageUndeliverable
-from .._url import mask_password
-from ._kombu_listener import (
-    ERROR_HEADER,
-    REDELIVERIES_HEADER,
-    KombuIncomingMessage,
-    KombuListener,
-    connection_errors,
-)
-from ._kombu_options import (
+from ... import _wire
+from ..._errors import InvalidTarget, MessageDeliveryFailure, MessageUndeliverable
+from ..._url import mask_password
+from ..base import Driver, Listener, PendingReply
+from ._listener import KombuListener, connection_errors
+from ._options import (
     OPTION_NAMES,
     Entities,
     Exchange,
@@ -40,21 +35,13 @@ from ._kombu_options import (
     build_connection,
     maybe_declare,
 )
-from ._kombu_reply import ReplyConsumer
-from .base import Driver, Listener, PendingReply
+from ._reply import ReplyConsumer
 
 if TYPE_CHECKING:
-    from .._target import Target
-    from .._url import TransportURL
+    from ..._target import Target
+    from ..._url import TransportURL
 
-__all__ = [
-    "ERROR_HEADER",
-    "REDELIVERIES_HEADER",
-    "KombuDriver",
-    "KombuIncomingMessage",
-    "KombuListener",
-    "KombuOptions",
-]
+__all__ = ["KombuDriver"]
 
 #: How many times a reply or heartbeat is retried when ``max_retries`` is unset:
 #: a caller that waits longer than that has timed out anyway.
@@ -117,7 +104,7 @@ class KombuDriver(Driver):
     """The RabbitMQ driver (and any kombu transport through ``kombu+SCHEME://``).
 
     Options (URL query or ``get_transport`` keyword arguments) are listed in
-    :class:`~._kombu_options.KombuOptions` and the README.
+    :class:`~._options.KombuOptions` and the README.
     """
 
     confirms = True

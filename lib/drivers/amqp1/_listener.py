@@ -6,7 +6,7 @@ Settling a message is a Proton call, and Proton is not thread-safe, so
 threads) only queue the settlement; the polling thread applies the queue at
 the start of every poll (at most one poll interval later) and at cleanup.
 Replies, requeues and dead letters are *published* through the driver's
-shared, locked :class:`~._amqp1_connection.SendChannel`, from any thread.
+shared, locked :class:`~._connection.SendChannel`, from any thread.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from proton import Delivery, Timeout
 
-from .. import _wire
-from ._amqp1_connection import TRANSIENT_ERRORS, Backoff, Inbox, close_quietly, describe
-from .base import IncomingMessage, Listener
+from ... import _wire
+from ..base import IncomingMessage, Listener
+from ._connection import TRANSIENT_ERRORS, Backoff, Inbox, close_quietly, describe
 
 if TYPE_CHECKING:
     from proton.utils import BlockingConnection, BlockingReceiver
 
-    from ._amqp1_address import Source
-    from .amqp1 import Amqp1Driver
+    from ._address import Source
+    from ._driver import Amqp1Driver
 
 __all__ = [
     "ERROR_PROPERTY",
