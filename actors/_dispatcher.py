@@ -4,13 +4,14 @@ supervises listeners, and carries out the graceful stop."""
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from dovecote._handling import set_actor_log
+from dovecote._handling import Job, describe, set_actor_log
 
 from ._base import SHUTDOWN, DovecoteActor, Track
 from ._messages import (
@@ -28,7 +29,8 @@ from ._messages import (
 from ._worker import run_jobs
 
 if TYPE_CHECKING:
-    from dovecote._handling import Handler, Job
+    from dovecote._handling import Handler
+    from dovecote.drivers.base import IncomingMessage
 
     from ._flow import CreditGate
     from ._listener import ListenerSpec
@@ -99,8 +101,7 @@ class DispatcherActor(DovecoteActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Batch):
             self.outstanding += len(message.messages)
-            jobs = self.handler.prepare(message.messages, self._done)
-            self.pending.extend(jobs)
+            self.pending.extend(self._prepare(message.messages))
             self._dispatch()
         elif isinstance(message, WorkerIdle):
             self.idle.append(message.worker)
@@ -127,6 +128,20 @@ class DispatcherActor(DovecoteActor):
         elif isinstance(message, StopServer):
             self._begin_stop()
         return None
+
+    def _prepare(self, messages: list[IncomingMessage]) -> list[Job]:
+        """The handler's jobs for a batch. ``prepare`` never raises; if a bug
+        made it, the hub would die with every message in flight, so each
+        message of the batch is handed back through ``abandon`` instead."""
+        try:
+            return self.handler.prepare(messages, self._done)
+        except Exception as exc:  # noqa: BLE001 - the hub must survive its handler
+            self.log.error("dispatch.internal_error", count=len(messages), error=describe(exc))
+            return [Job(functools.partial(self._abandon, incoming, exc)) for incoming in messages]
+
+    def _abandon(self, incoming: IncomingMessage, error: Exception) -> bool:
+        self.handler.abandon(incoming, error)
+        return False
 
     def _report_done(self, count: int, ok: bool) -> None:  # noqa: FBT001 - the Done signature
         # Called from any thread (endpoint actors): free the credit now, count later.

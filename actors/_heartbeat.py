@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import threading
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dovecote._handling import HeartbeatScheduler
+from dovecote._handling import HeartbeatScheduler, describe
 
 if TYPE_CHECKING:
     from dovecote.drivers.base import IncomingMessage
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["HeartbeatTimer"]
 
 log = structlog.get_logger("dovecote.actors")
+#: The longest single wait of the timer thread (a wait is re-armed after it).
+_LONGEST_WAIT = 3600.0
 
 
 class _Beat:
@@ -42,7 +45,7 @@ class HeartbeatTimer(HeartbeatScheduler):
         self._stopping = False
 
     def track(self, incoming: IncomingMessage, interval: float) -> object:
-        beat = _Beat(incoming, max(interval, 0.01))
+        beat = _Beat(incoming, min(max(interval, 0.01), _LONGEST_WAIT))
         with self._cond:
             if self._thread is None or not self._thread.is_alive():
                 self._stopping = False
@@ -60,6 +63,9 @@ class HeartbeatTimer(HeartbeatScheduler):
         token.active = False
 
     def _run(self) -> None:
+        # One thread serves every running call of the server: nothing may end it
+        # but stop(). Intervals are bounded (CALL_MONITOR_RANGE), and whatever a
+        # heartbeat raises is logged.
         with self._cond:
             while not self._stopping:
                 now = time.monotonic()
@@ -70,14 +76,16 @@ class HeartbeatTimer(HeartbeatScheduler):
                     continue
                 due, _, beat = self._heap[0]
                 if due > now:
-                    self._cond.wait(due - now)
+                    self._cond.wait(min(due - now, _LONGEST_WAIT))
                     continue
                 heapq.heapreplace(self._heap, (now + beat.interval, next(self._counter), beat))
                 self._cond.release()
                 try:
                     beat.incoming.heartbeat()
                 except Exception as exc:  # noqa: BLE001 - the call goes on; log it
-                    log.warning("heartbeat.failed", msg_id=beat.incoming.msg_id, error=str(exc))
+                    with contextlib.suppress(Exception):
+                        log.warning("heartbeat.failed", msg_id=beat.incoming.msg_id,
+                                    error=describe(exc))
                 finally:
                     self._cond.acquire()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from dovecote._target import Target
+from dovecote.drivers._decoding import MAX_ID_LENGTH
 
 from ._base import DovecoteActor, Track
 from ._messages import POLL, Batch, Finish, ListenerCrashed, ListenerPaused, Poll
@@ -27,17 +29,46 @@ POLL_TIMEOUT = 0.1
 #: The most messages one poll takes when the handler does not batch: taking
 #: what is already there in one go saves a round of actor messages per message.
 POLL_SIZE = 64
+#: How many recent request ids each RPC listener remembers to drop repeats
+#: (oslo.messaging keeps 16; a redelivery after a lost connection can bring back
+#: a whole prefetch window, 100 by default on RabbitMQ).
+DUPLICATE_WINDOW = 1024
+
+
+class RecentIds:
+    """The last ``size`` request ids (``_unique_id``) a listener took, to drop
+    a request seen again (a redelivery after a lost connection, a replay):
+    RPC is at most once. Used by one listener actor at a time."""
+
+    __slots__ = ("_order", "_seen", "size")
+
+    def __init__(self, size: int = DUPLICATE_WINDOW) -> None:
+        self.size = size
+        self._order: collections.deque[str] = collections.deque()
+        self._seen: set[str] = set()
+
+    def seen(self, unique_id: str) -> bool:
+        """Whether ``unique_id`` was seen before; remembers it if not."""
+        if unique_id in self._seen:
+            return True
+        self._seen.add(unique_id)
+        self._order.append(unique_id)
+        if len(self._order) > self.size:
+            self._seen.discard(self._order.popleft())
+        return False
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ListenerSpec:
     """What one listener listens to: a transport plus an RPC target, or
-    notification targets with priorities and a pool."""
+    notification targets with priorities and a pool. An RPC listener's recent
+    request ids outlive its actor, so a restarted listener still drops repeats."""
 
     transport: Transport
     target: Target | None = None
     notification_targets: tuple[tuple[Target, str], ...] = ()
     pool: str | None = None
+    recent: RecentIds = dataclasses.field(default_factory=RecentIds)
 
     def describe(self) -> str:
         """The target as text, for logs and ``server.actors()``."""
@@ -85,6 +116,7 @@ class ListenerActor(DovecoteActor):
         self.listener: Listener | None = listener
         self.origin = {"listener": spec.describe(), "transport": str(spec.transport.url)}
         self._paused = False
+        self.duplicates = 0
         self._batch: list[IncomingMessage] = []
         self._batch_started = 0.0
 
@@ -139,6 +171,8 @@ class ListenerActor(DovecoteActor):
                 self._crash(exc)
                 return False
             self.gate.release(credit - len(taken))
+        if taken and self.spec.target is not None:
+            taken = self._drop_repeats(taken)
         if taken:
             for incoming in taken:
                 incoming.origin = self.origin
@@ -149,6 +183,23 @@ class ListenerActor(DovecoteActor):
         if self._batch and self._batch_due():
             self._flush()
         return True
+
+    def _drop_repeats(self, taken: list[IncomingMessage]) -> list[IncomingMessage]:
+        """Requests whose ``_unique_id`` this listener saw before are dropped
+        (already acknowledged: RPC is at most once) and logged."""
+        fresh = []
+        for incoming in taken:
+            unique_id = incoming.message.get("_unique_id")
+            if (isinstance(unique_id, str) and len(unique_id) <= MAX_ID_LENGTH
+                    and self.spec.recent.seen(unique_id)):
+                self.duplicates += 1
+                self.log.warning("message.duplicate", msg_id=incoming.msg_id,
+                                 unique_id=unique_id, outcome="dropped",
+                                 reason="a request with this _unique_id was already taken")
+            else:
+                fresh.append(incoming)
+        self.gate.release(len(taken) - len(fresh))
+        return fresh
 
     def _batch_due(self) -> bool:
         if len(self._batch) >= self.batch_size or self.batch_timeout is None:
@@ -198,4 +249,5 @@ class ListenerActor(DovecoteActor):
         record = super().snapshot()
         record["target"] = self.spec.describe()
         record["transport"] = str(self.spec.transport.url)
+        record["duplicates"] = self.duplicates
         return record

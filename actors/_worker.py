@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
+
+from dovecote._handling import describe
 
 from ._base import DovecoteActor, Track
 from ._messages import Jobs, WorkerIdle
@@ -23,8 +26,9 @@ def run_jobs(jobs: list[Job], log: Any) -> tuple[int, int]:
         count += job.count
         try:
             ok = job.run()
-        except BaseException as exc:
-            log.error("job.crashed", error=repr(exc), exc_info=exc)
+        except BaseException as exc:  # a bug in dovecote: logged, never kills a worker
+            with contextlib.suppress(Exception):
+                log.error("job.crashed", error=describe(exc), exc_info=exc)
             ok = False
         if not ok:
             failed += job.count

@@ -8,17 +8,21 @@ proxy exposes the public methods of its actor class, minus pykka's own.
 from __future__ import annotations
 
 import abc
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import pykka
+import pykka.messages
+import structlog
 
 from ._errors import ExpectedException
 from ._target import Target
 
 __all__ = [
+    "Completion",
     "DefaultRPCAccessPolicy",
     "ExplicitRPCAccessPolicy",
     "LegacyRPCAccessPolicy",
@@ -27,9 +31,14 @@ __all__ = [
     "endpoint_methods",
     "expected_exceptions",
     "expose",
+    "install_invoker",
+    "run_in_actor",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Called with ``(result, exception)`` once work in an endpoint actor is over.
+Completion = Callable[[Any, BaseException | None], None]
+_INVOKE_ATTR = "_dovecote_invoke"
 _RESERVED = frozenset({"target", "filter_rule"})
 _PYKKA_NAMES = frozenset(dir(pykka.ThreadingActor))
 
@@ -147,3 +156,42 @@ def endpoint_target(endpoint: Any) -> Target:
 def all_refs(endpoints: Iterable[Any]) -> list[pykka.ActorRef[Any]]:
     """The actor refs among ``endpoints``."""
     return [ref for ref in map(actor_ref_of, endpoints) if ref is not None]
+
+
+def _invoker(actor: pykka.Actor) -> Callable[[Callable[[Any], Any], Completion], None]:
+    """The function :func:`install_invoker` puts on an endpoint actor: runs
+    ``work(actor)`` in the actor's thread, hands the outcome to ``done``, and
+    lets nothing (not even ``SystemExit``) reach pykka, which would stop the
+    actor, or every actor."""
+
+    def invoke(work: Callable[[Any], Any], done: Completion) -> None:
+        try:
+            outcome: tuple[Any, BaseException | None] = (work(actor), None)
+        except BaseException as exc:  # noqa: BLE001 - handed to done as the outcome
+            outcome = (None, exc)
+        try:
+            done(*outcome)
+        except BaseException as exc:  # noqa: BLE001 - a bug in dovecote: logged, contained
+            with contextlib.suppress(Exception):
+                structlog.get_logger("dovecote.actors").error(
+                    "endpoint.completion_failed", actor_urn=actor.actor_urn,
+                    error=type(exc).__name__)
+
+    return invoke
+
+
+def install_invoker(ref: pykka.ActorRef[Any]) -> None:
+    """Give the endpoint actor behind ``ref`` dovecote's invoker (once is enough;
+    again is harmless). Blocks until the actor has it."""
+    # ProxyGetAttr with an empty path answers the actor object itself.
+    actor = ref.ask(pykka.messages.ProxyGetAttr(attr_path=()), block=True)
+    ref.ask(pykka.messages.ProxySetAttr(attr_path=(_INVOKE_ATTR,), value=_invoker(actor)))
+
+
+def run_in_actor(
+    ref: pykka.ActorRef[Any], work: Callable[[Any], Any], done: Completion
+) -> None:
+    """Queue ``work(actor)`` in the endpoint actor's mailbox (after
+    :func:`install_invoker`); ``done(result, exception)`` runs in the actor's
+    thread when it is over. Raises ``pykka.ActorDeadError`` if the actor is gone."""
+    ref.tell(pykka.messages.ProxyCall(attr_path=(_INVOKE_ATTR,), args=(work, done), kwargs={}))

@@ -18,7 +18,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .drivers.base import IncomingMessage
 
-__all__ = ["Done", "Handler", "HeartbeatScheduler", "Job", "actor_log", "set_actor_log"]
+__all__ = [
+    "Done",
+    "Handler",
+    "HeartbeatScheduler",
+    "Job",
+    "actor_log",
+    "clip",
+    "describe",
+    "log_field",
+    "set_actor_log",
+]
 
 _thread = threading.local()
 
@@ -32,6 +42,32 @@ def set_actor_log(log: Any) -> None:
 def actor_log(default: Any) -> Any:
     """The logger of the actor running in this thread, else ``default``."""
     return getattr(_thread, "log", None) or default
+
+
+def describe(exc: BaseException, limit: int = 500) -> str:
+    """``repr(exc)`` for a log line or a reason, cut to ``limit`` characters;
+    never raises, even for an exception whose ``__repr__`` does."""
+    try:
+        text = repr(exc)
+    except Exception:  # noqa: BLE001 - user code: fall back to the class name
+        text = f"{type(exc).__name__}(<unprintable>)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clip(value: object, limit: int = 120) -> str:
+    """``repr(value)`` cut to ``limit`` characters: how a field a peer sent is
+    quoted in a log line or an error, never the whole of it."""
+    # Never the contents of a list or dict: its type only.
+    text = repr(value[: limit + 1]) if isinstance(value, str) else type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def log_field(value: object, limit: int = 255) -> str | None:
+    """A field a peer sent (an event type, a publisher id), as a log line may
+    carry it: text cut to ``limit`` characters, or only the type of anything else."""
+    if value is None or isinstance(value, str):
+        return value if value is None or len(value) <= limit else value[: limit - 3] + "..."
+    return f"<{type(value).__name__}>"
 
 
 #: ``done(count, ok)``: ``count`` messages finished outside a job.
@@ -79,4 +115,10 @@ class Handler(abc.ABC):
 
     @abc.abstractmethod
     def prepare(self, messages: Sequence[IncomingMessage], done: Done) -> list[Job]:
-        """Jobs for ``messages``; cheap, runs in the dispatcher actor."""
+        """Jobs for ``messages``; cheap, runs in the dispatcher actor, runs no
+        user code, and never raises."""
+
+    @abc.abstractmethod
+    def abandon(self, incoming: IncomingMessage, error: BaseException) -> None:
+        """Settle ``incoming`` after dovecote itself failed to handle it (a bug):
+        answer a call with a failure, give a notification back. Never raises."""

@@ -10,6 +10,8 @@ is dropped silently, and a poison message never blocks the ones behind it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -18,10 +20,18 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import structlog
 
-from ._endpoints import actor_ref_of
-from ._handling import Done, Handler, HeartbeatScheduler, Job, actor_log
+from ._endpoints import actor_ref_of, install_invoker, run_in_actor
+from ._handling import (
+    Done,
+    Handler,
+    HeartbeatScheduler,
+    Job,
+    actor_log,
+    clip,
+    describe,
+    log_field,
+)
 from ._notification_filter import NotificationFilter
-from ._rpc_dispatcher import Route
 from ._serializer import NoOpSerializer, Serializer
 
 if TYPE_CHECKING:
@@ -40,6 +50,8 @@ __all__ = [
 
 log = structlog.get_logger("dovecote.notify")
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
+#: How often a worker waiting for an endpoint actor checks that it still runs.
+_ACTOR_CHECK = 0.5
 
 
 class NotificationResult:
@@ -66,28 +78,30 @@ def _malformed(incoming: IncomingMessage) -> str | None:
         return incoming.error
     priority = incoming.message.get("priority")
     if not isinstance(priority, str) or _priority(incoming.message) not in PRIORITIES:
-        return f"priority {priority!r} is not one of {', '.join(p.upper() for p in PRIORITIES)}"
+        return f"priority {clip(priority)} is not one of {', '.join(p.upper() for p in PRIORITIES)}"
     return None
 
 
 def _actor_callback(ref: pykka.ActorRef[Any], name: str) -> Callback:
     """Call ``name`` on an endpoint actor, in its thread, and wait for it; a
-    ``BaseException`` there comes back here instead of stopping every actor."""
+    ``BaseException`` there comes back here instead of stopping every actor,
+    and an actor that stops before it ran the call is an error, not a hang."""
     func = getattr(ref.actor_class, name)
-    from ._rpc_dispatcher import RPCDispatcher
-
-    RPCDispatcher([ref])  # makes sure the actor has dovecote's invoker
+    install_invoker(ref)
 
     def call(*args: Any) -> Any:
         finished = threading.Event()
-        outcome: list[Any] = []
+        outcome: list[Any] = [None, None]
 
         def done(result: Any, exc: BaseException | None) -> None:
-            outcome.extend((result, exc))
+            outcome[:] = [result, exc]
             finished.set()
 
-        Route(name, lambda actor, _ctxt: func(actor, *args), ref, None, {}).invoke_in_actor(done)
-        finished.wait()
+        run_in_actor(ref, lambda actor: func(actor, *args), done)
+        while not finished.wait(_ACTOR_CHECK):
+            if ref.actor_stopped.is_set() and not finished.is_set():
+                msg = f"endpoint actor {ref} stopped before it handled the notification"
+                raise pykka.ActorDeadError(msg)
         if outcome[1] is not None:
             raise outcome[1]
         return outcome[0]
@@ -96,7 +110,12 @@ def _actor_callback(ref: pykka.ActorRef[Any], name: str) -> Callback:
 
 
 class NotificationHandler(Handler):
-    """Turns notifications into jobs; one job per message, or per batch."""
+    """Turns notifications into jobs; one job per message, or per batch.
+
+    Everything a job does runs inside one boundary: whatever a serializer, a
+    filter or an endpoint raises, each notification is acknowledged, requeued
+    or parked, and logged; none is dropped, none escapes into the runtime.
+    """
 
     kind = "notification"
 
@@ -141,43 +160,98 @@ class NotificationHandler(Handler):
     def prepare(self, messages: Sequence[IncomingMessage], done: Done) -> list[Job]:
         if self.batched:
             batch = list(messages)
-            return [Job(lambda: self._run_batch(batch), len(batch))]
-        return [Job(self._single(incoming)) for incoming in messages]
+            return [Job(functools.partial(self._run_batch, batch), len(batch))]
+        return [Job(functools.partial(self._run_one, incoming)) for incoming in messages]
+
+    def abandon(self, incoming: IncomingMessage, error: BaseException) -> None:
+        with contextlib.suppress(Exception):
+            self._retry_or_park(incoming, f"dovecote could not handle it: {describe(error)}",
+                                time.monotonic())
+
+    def _internal_error(self, batch: Sequence[IncomingMessage], exc: Exception) -> bool:
+        """The boundary's last line: a bug in dovecote (or a user object that
+        cannot even be logged) gives the notifications back; it never escapes."""
+        with contextlib.suppress(Exception):
+            actor_log(self.log).error("dispatch.failed", outcome="error", batch=len(batch),
+                                      error=describe(exc))
+        for incoming in batch:
+            self.abandon(incoming, exc)
+        return False
 
     # -- one message --------------------------------------------------------------
-    def _single(self, incoming: IncomingMessage) -> Callable[[], bool]:
-        return lambda: self._run_one(incoming)
-
     def _fields(self, incoming: IncomingMessage) -> dict[str, Any]:
         message = incoming.message
-        return {"msg_id": message.get("message_id"), "event_type": message.get("event_type"),
-                "publisher_id": message.get("publisher_id"), **incoming.origin}
+        return {"msg_id": log_field(message.get("message_id")),
+                "event_type": log_field(message.get("event_type")),
+                "publisher_id": log_field(message.get("publisher_id")), **incoming.origin}
 
-    def _run_one(self, incoming: IncomingMessage) -> bool:
-        started = time.monotonic()
+    def _entry(self, incoming: IncomingMessage) -> dict[str, Any]:
+        """The notification as endpoints get it (the serializer runs here)."""
+        message = incoming.message
+        ctxt = self.serializer.deserialize_context(incoming.ctxt)
+        return {
+            "ctxt": ctxt, "publisher_id": message.get("publisher_id"),
+            "event_type": message.get("event_type"),
+            "payload": self.serializer.deserialize_entity(ctxt, message.get("payload")),
+            "metadata": {"message_id": message.get("message_id"),
+                         "timestamp": message.get("timestamp")},
+        }
+
+    def _prepared(self, incoming: IncomingMessage, started: float) -> dict[str, Any] | None:
+        """The entry for ``incoming``, or ``None`` once it was parked or requeued
+        because it is malformed or the serializer refused it."""
         problem = _malformed(incoming)
         if problem is not None:
-            return self._park(incoming, f"malformed notification: {problem}", started)
-        message = incoming.message
-        callbacks = self.callbacks.get(_priority(message), ())
-        ctxt = self.serializer.deserialize_context(incoming.ctxt)
-        payload = self.serializer.deserialize_entity(ctxt, message.get("payload"))
-        metadata = {"message_id": message.get("message_id"),
-                    "timestamp": message.get("timestamp")}
-        publisher_id, event_type = message.get("publisher_id"), message.get("event_type")
+            self._park(incoming, f"malformed notification: {problem}", started)
+            return None
+        try:
+            return self._entry(incoming)
+        except BaseException as exc:  # noqa: BLE001 - requeued or parked, never lost
+            reason = f"the serializer could not deserialize it: {describe(exc)}"
+            actor_log(self.log).error("dispatch.failed", **self._fields(incoming),
+                                      outcome="error", stage="deserialize", error=describe(exc))
+            self._retry_or_park(incoming, reason, started)
+            return None
+
+    def _chosen(self, rule: NotificationFilter | None, entry: dict[str, Any]) -> bool:
+        """Whether ``rule`` lets ``entry`` through; a rule that raises counts as a failure."""
+        if rule is None:
+            return True
+        return bool(rule.match(entry["ctxt"], entry["publisher_id"], entry["event_type"],
+                               entry["metadata"], entry["payload"]))
+
+    def _failed(self, stage: str, exc: BaseException, fields: dict[str, Any]) -> str:
+        """Log what a filter rule or an endpoint raised; the requeue reason."""
+        if stage == "filter":
+            fields = {**fields, "stage": stage}
+        actor_log(self.log).error("dispatch.failed", **fields, outcome="error",
+                                  error=describe(exc), exc_info=exc)
+        return f"{'filter_rule' if stage == 'filter' else 'endpoint'} raised {describe(exc)}"
+
+    def _run_one(self, incoming: IncomingMessage) -> bool:
+        try:
+            return self._handle_one(incoming)
+        except Exception as exc:  # noqa: BLE001 - the boundary
+            return self._internal_error([incoming], exc)
+
+    def _handle_one(self, incoming: IncomingMessage) -> bool:
+        started = time.monotonic()
+        entry = self._prepared(incoming, started)
+        if entry is None:
+            return False
         requeue_reason = None
         called = 0
-        for callback, rule in callbacks:
-            if rule is not None and not rule.match(ctxt, publisher_id, event_type, metadata,
-                                                   payload):
-                continue
-            called += 1
+        for callback, rule in self.callbacks.get(_priority(incoming.message), ()):
+            stage = "filter"
             try:
-                result = callback(ctxt, publisher_id, event_type, payload, metadata)
+                if not self._chosen(rule, entry):
+                    continue
+                called += 1
+                stage = "endpoint"
+                result = callback(entry["ctxt"], entry["publisher_id"], entry["event_type"],
+                                  entry["payload"], entry["metadata"])
             except BaseException as exc:  # noqa: BLE001 - requeued or parked, never lost
-                requeue_reason = f"endpoint raised {exc!r}"
-                actor_log(self.log).error("dispatch.failed", **self._fields(incoming),
-                          outcome="error", error=repr(exc), exc_info=exc)
+                requeue_reason = self._failed(stage, exc, self._fields(incoming))
                 continue
             if result == NotificationResult.REQUEUE:
                 requeue_reason = "endpoint asked to requeue"
@@ -191,7 +265,13 @@ class NotificationHandler(Handler):
 
     def _retry_or_park(self, incoming: IncomingMessage, reason: str, started: float) -> bool:
         if self.allow_requeue and incoming.redeliveries < self.max_redeliveries:
-            incoming.requeue()
+            try:
+                incoming.requeue()
+            except Exception as exc:  # noqa: BLE001 - left unsettled: the broker redelivers it
+                actor_log(self.log).error("notification.requeue_failed",
+                                          **self._fields(incoming), reason=reason,
+                                          error=describe(exc))
+                return False
             actor_log(self.log).warning("notification.requeued", **self._fields(incoming),
                         outcome="requeued", reason=reason,
                         redeliveries=incoming.redeliveries + 1,
@@ -206,7 +286,7 @@ class NotificationHandler(Handler):
             queue = incoming.dead_letter(reason)
         except Exception as exc:  # noqa: BLE001 - left unsettled: the broker redelivers it
             actor_log(self.log).error("notification.dead_letter_failed",
-                      **self._fields(incoming), reason=reason, error=str(exc))
+                      **self._fields(incoming), reason=reason, error=describe(exc))
             return False
         actor_log(self.log).error("notification.dead_lettered", **self._fields(incoming),
                   outcome="dead_lettered", reason=reason, queue=queue,
@@ -215,50 +295,42 @@ class NotificationHandler(Handler):
 
     # -- batches ------------------------------------------------------------------
     def _run_batch(self, batch: list[IncomingMessage]) -> bool:
+        try:
+            return self._handle_batch(batch)
+        except Exception as exc:  # noqa: BLE001 - the boundary
+            return self._internal_error(batch, exc)
+
+    def _handle_batch(self, batch: list[IncomingMessage]) -> bool:
         started = time.monotonic()
         ok = True
-        by_priority: dict[str, list[IncomingMessage]] = {}
+        by_priority: dict[str, list[tuple[IncomingMessage, dict[str, Any]]]] = {}
         for incoming in batch:
-            problem = _malformed(incoming)
-            if problem is not None:
-                ok = self._park(incoming, f"malformed notification: {problem}", started)
+            entry = self._prepared(incoming, started)
+            if entry is None:
+                ok = False
                 continue
-            by_priority.setdefault(_priority(incoming.message), []).append(incoming)
+            by_priority.setdefault(_priority(incoming.message), []).append((incoming, entry))
         for priority, group in by_priority.items():
             ok = self._run_group(self.callbacks.get(priority, ()), group, started) and ok
         return ok
 
     def _run_group(self, callbacks: Sequence[tuple[Callback, NotificationFilter | None]],
-                   group: list[IncomingMessage], started: float) -> bool:
-        entries = []
-        for incoming in group:
-            ctxt = self.serializer.deserialize_context(incoming.ctxt)
-            message = incoming.message
-            entries.append({
-                "ctxt": ctxt, "publisher_id": message.get("publisher_id"),
-                "event_type": message.get("event_type"),
-                "payload": self.serializer.deserialize_entity(ctxt, message.get("payload")),
-                "metadata": {"message_id": message.get("message_id"),
-                             "timestamp": message.get("timestamp")},
-            })
+                   group: list[tuple[IncomingMessage, dict[str, Any]]], started: float) -> bool:
         requeue_reason = None
         for callback, rule in callbacks:
-            chosen = [e for e in entries if rule is None or rule.match(
-                e["ctxt"], e["publisher_id"], e["event_type"], e["metadata"], e["payload"])]
-            if not chosen:
-                continue
+            stage = "filter"
             try:
-                if callback(chosen) == NotificationResult.REQUEUE:
+                chosen = [entry for _, entry in group if self._chosen(rule, entry)]
+                stage = "endpoint"
+                if chosen and callback(chosen) == NotificationResult.REQUEUE:
                     requeue_reason = "endpoint asked to requeue"
             except BaseException as exc:  # noqa: BLE001 - requeued or parked, never lost
-                requeue_reason = f"endpoint raised {exc!r}"
-                actor_log(self.log).error("dispatch.failed", outcome="error",
-                          batch=len(chosen), error=repr(exc), exc_info=exc)
+                requeue_reason = self._failed(stage, exc, {"batch": len(group)})
         if requeue_reason is not None:
-            for incoming in group:
+            for incoming, _ in group:
                 self._retry_or_park(incoming, requeue_reason, started)
             return False
-        for incoming in group:
+        for incoming, _ in group:
             incoming.acknowledge()
         actor_log(self.log).debug("dispatch.ok", outcome="handled", batch=len(group),
                   duration_ms=round((time.monotonic() - started) * 1000, 3))

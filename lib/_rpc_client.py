@@ -13,7 +13,7 @@ import structlog
 from . import _wire
 from ._errors import InvalidTarget, MessagingTimeout, RPCVersionCapError
 from ._serializer import NoOpSerializer, Serializer
-from .drivers.base import PendingReply
+from .drivers.base import CALL_MONITOR_RANGE, PendingReply
 
 if TYPE_CHECKING:
     from ._target import Target
@@ -23,6 +23,18 @@ __all__ = ["RPCClient", "get_rpc_client"]
 
 log = structlog.get_logger("dovecote.rpc")
 _NOT_SET: Any = object()
+
+
+def _monitor(value: float | None) -> float | None:
+    """A valid ``call_monitor_timeout`` (``None`` or 0: no call monitor)."""
+    if not value:
+        return None
+    low, high = CALL_MONITOR_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        msg = (f"call_monitor_timeout must be between {low:g} and {high:g} seconds, or None "
+               f"(servers ignore other values and would send no heartbeats), not {value!r}")
+        raise ValueError(msg)
+    return float(value)
 
 
 def _version_tuple(version: str) -> tuple[int, int]:
@@ -67,7 +79,7 @@ class RPCClient:
         self.serializer = serializer or NoOpSerializer()
         self._options = _Options(
             target=target, timeout=timeout, version_cap=version_cap, retry=retry,
-            call_monitor_timeout=call_monitor_timeout,
+            call_monitor_timeout=_monitor(call_monitor_timeout),
             transport_options=dict(transport_options or {}),
         )
 
@@ -91,6 +103,8 @@ class RPCClient:
                 ("version", version), ("server", server), ("fanout", fanout),
             ) if value is not _NOT_SET
         }
+        if call_monitor_timeout is not _NOT_SET:
+            call_monitor_timeout = _monitor(call_monitor_timeout)
         other: dict[str, Any] = {
             name: value for name, value in (
                 ("timeout", timeout), ("version_cap", version_cap), ("retry", retry),

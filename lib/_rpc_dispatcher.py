@@ -1,19 +1,24 @@
-"""Finds the endpoint method a request names and runs it.
+"""Finds the endpoint method a request names, and prepares the call.
 
-The work is split for the actor runtime: :meth:`RPCDispatcher.resolve` is
-cheap and runs in the dispatcher actor (so requests to an actor endpoint
-reach its mailbox in arrival order); :meth:`Route.invoke` runs the method
-wherever the executor puts it.
+The work is split in two, so that no user code ever runs in the server's
+dispatcher actor:
+
+* :meth:`RPCDispatcher.lookup` is dovecote's own code only (a table lookup
+  with the request's fields checked), total over any input, and cheap: the
+  dispatcher may run it to send requests for an endpoint actor to that
+  actor's mailbox in arrival order;
+* :meth:`RPCDispatcher.prepare_call` runs the serializer (user code) and
+  returns a :class:`Route`; it runs where the method will run (a worker, the
+  blocking executor's loop, or the endpoint actor's thread).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import pykka
-import pykka.messages
 
 from ._endpoints import (
     DefaultRPCAccessPolicy,
@@ -21,61 +26,63 @@ from ._endpoints import (
     actor_ref_of,
     endpoint_methods,
     endpoint_target,
+    install_invoker,
 )
 from ._errors import NoSuchMethod, UnsupportedVersion
+from ._handling import clip
 from ._rpc_client import version_is_compatible
 from ._serializer import NoOpSerializer, Serializer
 
-__all__ = ["BadRequest", "Completion", "RPCDispatcher", "Route"]
+__all__ = ["BadRequest", "Found", "RPCDispatcher", "Route"]
 
-#: Called with ``(result, exception)`` once an invocation is over.
-Completion = Callable[[Any, BaseException | None], None]
-_INVOKE_ATTR = "_dovecote_invoke"
+#: The longest namespace or version a request may name (they key caches).
+_MAX_NAME = 255
 
 
 class BadRequest(ValueError):
     """A request that is well-formed JSON but not a valid RPC request."""
 
 
-class Route:
-    """One resolved request: the method to call and its arguments."""
+class Found(NamedTuple):
+    """Where a request goes: the method, its function, the endpoint actor (if
+    it is one), and the arguments as received."""
 
-    __slots__ = ("actor_ref", "args", "ctxt", "func", "method")
+    method: str
+    func: Callable[..., Any]
+    actor_ref: pykka.ActorRef[Any] | None
+    args: Mapping[str, Any]
+
+
+class Route:
+    """A call ready to run: the function with its deserialized context and arguments."""
+
+    __slots__ = ("args", "ctxt", "func", "method")
 
     def __init__(
-        self, method: str, func: Callable[..., Any], actor_ref: pykka.ActorRef[Any] | None,
-        ctxt: Any, args: dict[str, Any],
+        self, method: str, func: Callable[..., Any], ctxt: Any, args: dict[str, Any],
     ) -> None:
         self.method = method
         self.func = func
-        self.actor_ref = actor_ref
         self.ctxt = ctxt
         self.args = args
 
-    def invoke(self) -> Any:
-        """Run the method here; a ``TypeError`` from wrong argument names says which."""
+    def invoke(self, *actor: Any) -> Any:
+        """Run the method (``actor`` first for an endpoint actor's unbound
+        method); a ``TypeError`` from wrong argument names says which."""
         try:
-            return self.func(self.ctxt, **self.args)
+            return self.func(*actor, self.ctxt, **self.args)
         except TypeError as exc:
-            raise _argument_error(self.func, self.method, self.args, exc) from exc
-
-    def invoke_in_actor(self, done: Completion) -> None:
-        """Queue the call in the endpoint actor's mailbox; ``done`` runs in the
-        actor's thread when the method returns or raises."""
-        assert self.actor_ref is not None
-        self.actor_ref.tell(pykka.messages.ProxyCall(
-            attr_path=(_INVOKE_ATTR,), args=(self, done), kwargs={}
-        ))
+            raise _argument_error(self, 1 + len(actor), exc) from exc
 
 
-def _argument_error(
-    func: Callable[..., Any], method: str, args: Mapping[str, Any], exc: TypeError
-) -> TypeError:
-    """Reword a ``TypeError`` raised by the call itself (not inside the method)."""
+def _argument_error(route: Route, skip: int, exc: TypeError) -> TypeError:
+    """Reword a ``TypeError`` raised by the call itself (not inside the method);
+    the method's first ``skip`` parameters are not RPC arguments."""
     if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
         return exc
+    method, args = route.method, route.args
     try:
-        params = list(inspect.signature(func).parameters.values())[1:]  # after ctxt
+        params = list(inspect.signature(route.func).parameters.values())[skip:]
     except (TypeError, ValueError):
         return exc
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
@@ -84,31 +91,13 @@ def _argument_error(
     unexpected = sorted(set(args) - names)
     missing = [p.name for p in params if p.default is inspect.Parameter.empty
                and p.kind not in (inspect.Parameter.VAR_POSITIONAL,) and p.name not in args]
-    problems = ([f"unexpected {', '.join(map(repr, unexpected))}"] if unexpected else []) + (
+    problems = ([f"unexpected {', '.join(map(clip, unexpected[:10]))}"] if unexpected else []) + (
         [f"missing {', '.join(map(repr, missing))}"] if missing else [])
     if not problems:
         return exc
     accepted = ", ".join(sorted(names)) or "no arguments"
     return TypeError(f"wrong arguments for RPC method {method!r}: {'; '.join(problems)} "
                      f"(it takes {accepted})")
-
-
-def _actor_invoker(actor: pykka.Actor) -> Callable[[Route, Completion], None]:
-    """The function injected into an endpoint actor: runs a route on the actor
-    and never lets an exception (even ``SystemExit``) reach pykka, which would
-    stop every actor."""
-
-    def invoke(route: Route, done: Completion) -> None:
-        try:
-            result = route.func(actor, route.ctxt, **route.args)
-        except TypeError as exc:
-            done(None, _argument_error(route.func, route.method, route.args, exc))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller as a failure
-            done(None, exc)
-        else:
-            done(result, None)
-
-    return invoke
 
 
 class RPCDispatcher:
@@ -125,24 +114,24 @@ class RPCDispatcher:
         self._routes: dict[tuple[str | None, str], list[
             tuple[str, Callable[..., Any], pykka.ActorRef[Any] | None]]] = {}
         self._versions: dict[str | None, list[str]] = {}
+        #: Whether any endpoint is an actor (only then does the hub look requests up).
+        self.has_actors = False
         for endpoint in self.endpoints:
             target = endpoint_target(endpoint)
             version = target.version or "1.0"
             ref = actor_ref_of(endpoint)
             if ref is not None:
-                # ProxyGetAttr with an empty path answers the actor object itself.
-                actor = ref.ask(pykka.messages.ProxyGetAttr(attr_path=()), block=True)
-                ref.ask(pykka.messages.ProxySetAttr(
-                    attr_path=(_INVOKE_ATTR,), value=_actor_invoker(actor)
-                ))
+                install_invoker(ref)
+                self.has_actors = True
             for namespace in target.accepted_namespaces:
                 self._versions.setdefault(namespace, []).append(version)
                 for name, func in endpoint_methods(endpoint, policy).items():
                     self._routes.setdefault((namespace, name), []).append((version, func, ref))
 
-    def resolve(self, ctxt: Mapping[str, Any], message: Mapping[str, Any]) -> Route:
-        """The route for a request, or :class:`BadRequest`, :class:`NoSuchMethod`
-        or :class:`UnsupportedVersion` saying why there is none."""
+    def lookup(self, message: Mapping[str, Any]) -> Found:
+        """Where a request goes, or :class:`BadRequest`, :class:`NoSuchMethod`
+        or :class:`UnsupportedVersion` saying why nowhere. Runs no user code and
+        raises nothing else, whatever ``message`` holds."""
         method = message.get("method")
         if not isinstance(method, str) or not method:
             raise BadRequest("the request names no method (key 'method' is missing or empty)")
@@ -150,26 +139,33 @@ class RPCDispatcher:
         if args is None:
             args = {}
         if not isinstance(args, Mapping):
-            msg = f"'args' of method {method!r} is a {type(args).__name__}, not an object"
+            msg = f"'args' of method {clip(method)} is a {type(args).__name__}, not an object"
             raise BadRequest(msg)
         namespace = message.get("namespace")
+        if namespace is not None and (not isinstance(namespace, str) or len(namespace) > _MAX_NAME):
+            raise BadRequest(f"'namespace' is {clip(namespace)}, not a string or null")
         version = message.get("version") or "1.0"
-        if not isinstance(version, str):
+        if isinstance(version, (int, float)) and not isinstance(version, bool):
             version = str(version)
+        if not isinstance(version, str) or len(version) > _MAX_NAME:
+            raise BadRequest(f"'version' is {clip(version)}, not a string")
         try:
             for route_version, func, ref in self._routes.get((namespace, method), ()):
                 if version_is_compatible(route_version, version):
-                    context = self.serializer.deserialize_context(dict(ctxt))
-                    call_args = {
-                        str(key): self.serializer.deserialize_entity(context, value)
-                        for key, value in args.items()
-                    }
-                    return Route(method, func, ref, context, call_args)
+                    return Found(method, func, ref, args)
             compatible = any(
                 version_is_compatible(v, version) for v in self._versions.get(namespace, ())
             )
         except ValueError:
-            raise BadRequest(f"version {version!r} is not of the form 'major.minor'") from None
+            raise BadRequest(f"version {clip(version)} is not of the form 'major.minor'") from None
         if compatible:
-            raise NoSuchMethod(method)
-        raise UnsupportedVersion(version, method=method)
+            raise NoSuchMethod(method[:_MAX_NAME])
+        raise UnsupportedVersion(version, method=method[:_MAX_NAME])
+
+    def prepare_call(self, found: Found, ctxt: Mapping[str, Any]) -> Route:
+        """Deserialize the context and arguments (the serializer is user code:
+        whatever it raises, the caller gets)."""
+        context = self.serializer.deserialize_context(dict(ctxt))
+        args = {str(key): self.serializer.deserialize_entity(context, value)
+                for key, value in found.args.items()}
+        return Route(found.method, found.func, context, args)

@@ -1,7 +1,18 @@
-"""RPC servers: the request handler and :func:`get_rpc_server`."""
+"""RPC servers: the request handler and :func:`get_rpc_server`.
+
+The handler's :meth:`RPCHandler.prepare` runs in the dispatcher actor and does
+no more than hand each request on: to a job (a worker, or the blocking
+executor's loop), or, for an endpoint actor, to that actor's mailbox in
+arrival order. Everything that runs user code (serializers, the endpoint
+method) or talks to the broker (replies) runs there, inside one boundary:
+whatever is raised, the request ends in exactly one reply (for a call whose
+reply queue is known) and one log line, and the server goes on.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -9,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from . import _wire
-from ._endpoints import RPCAccessPolicyBase
-from ._errors import ExpectedException, NoSuchMethod, UnsupportedVersion
-from ._handling import Done, Handler, HeartbeatScheduler, Job, actor_log
-from ._rpc_dispatcher import BadRequest, Route, RPCDispatcher
+from ._endpoints import RPCAccessPolicyBase, run_in_actor
+from ._errors import ExpectedException
+from ._handling import Done, Handler, HeartbeatScheduler, Job, actor_log, clip, describe, log_field
+from ._rpc_dispatcher import BadRequest, Found, RPCDispatcher
 from ._serializer import Serializer
+from .drivers.base import UnsendableReply
 
 if TYPE_CHECKING:
     from ._target import Target
@@ -26,9 +38,33 @@ __all__ = ["RPCHandler", "get_rpc_server"]
 log = structlog.get_logger("dovecote.rpc")
 
 
+class _Call:
+    """One request on its way through a job or an endpoint actor."""
+
+    __slots__ = ("ctxt", "found", "incoming", "started", "token")
+
+    def __init__(self, incoming: IncomingMessage, found: Found | Exception | None) -> None:
+        self.incoming = incoming
+        self.found = found
+        self.started = time.monotonic()
+        self.ctxt: Any = None  # the deserialized context, once there is one
+        self.token: object = None  # the call-monitor heartbeat, while it runs
+
+    @property
+    def method(self) -> str | None:
+        if isinstance(self.found, Found):
+            return self.found.method
+        return log_field(self.incoming.message.get("method"), 120)
+
+    def fields(self) -> dict[str, Any]:
+        incoming = self.incoming
+        return {"msg_id": incoming.msg_id, "method": self.method, **incoming.origin,
+                "duration_ms": round((time.monotonic() - self.started) * 1000, 3)}
+
+
 class RPCHandler(Handler):
-    """Answers requests: resolves them in the dispatcher, runs them in a job
-    (or in the endpoint actor), replies, and logs one line per request."""
+    """Answers requests: runs them in a job (or the endpoint actor), replies,
+    and logs one line per request."""
 
     kind = "rpc"
 
@@ -41,122 +77,189 @@ class RPCHandler(Handler):
         super().bind(log_fields, heartbeats)
         self.log = log.bind(**log_fields)  # bound once: the per-request lines stay cheap
 
+    # -- in the dispatcher ------------------------------------------------------
     def prepare(self, messages: Sequence[IncomingMessage], done: Done) -> list[Job]:
         jobs: list[Job] = []
         for incoming in messages:
-            incoming.acknowledge()  # RPC requests: at most once
-            started = time.monotonic()
-            if incoming.error is not None:
-                self._reject(incoming, BadRequest(f"malformed message: {incoming.error}"),
-                             started, outcome="malformed")
-                done(1, False)
-                continue
+            call = _Call(incoming, None)
             try:
-                route = self.dispatcher.resolve(incoming.ctxt, incoming.message)
-            except (BadRequest, NoSuchMethod, UnsupportedVersion) as exc:
-                self._reject(incoming, exc, started, outcome="rejected")
-                done(1, False)
-                continue
-            if route.actor_ref is not None:
-                self._start_in_actor(incoming, route, started, done)
-            else:
-                jobs.append(Job(self._job(incoming, route, started)))
+                incoming.acknowledge()  # RPC requests: at most once
+                if self.dispatcher.has_actors and incoming.error is None:
+                    call.found = self._lookup(incoming)
+                    if isinstance(call.found, Found) and call.found.actor_ref is not None:
+                        self._start_in_actor(call, done)
+                        continue
+            except Exception as exc:  # noqa: BLE001 - never stop the hub: answered in a job
+                call.found = exc
+            jobs.append(Job(functools.partial(self._run, call)))
         return jobs
 
-    def _job(self, incoming: IncomingMessage, route: Route, started: float) -> Any:
-        def run() -> bool:
-            token = self._watch(incoming)
-            try:
-                result = route.invoke()
-            except BaseException as exc:  # noqa: BLE001 - becomes a failure reply
-                return self._finish(incoming, route, started, token, None, exc)
-            return self._finish(incoming, route, started, token, result, None)
+    def _lookup(self, incoming: IncomingMessage) -> Found | Exception:
+        try:
+            return self.dispatcher.lookup(incoming.message)
+        except Exception as exc:  # noqa: BLE001 - BadRequest, NoSuchMethod, UnsupportedVersion
+            return exc
 
-        return run
+    def abandon(self, incoming: IncomingMessage, error: BaseException) -> None:
+        with contextlib.suppress(Exception):
+            incoming.acknowledge()  # at most once, even when dovecote failed
+        self._reply_failure(incoming, RuntimeError(
+            f"the server could not handle the request ({describe(error)})"), traceback=False)
 
-    def _start_in_actor(
-        self, incoming: IncomingMessage, route: Route, started: float, done: Done
-    ) -> None:
-        token = self._watch(incoming)
+    # -- in a job ---------------------------------------------------------------
+    def _run(self, call: _Call) -> bool:
+        return self._guarded(call, lambda: self._handle(call))
 
-        ref = route.actor_ref
-        assert ref is not None
+    def _guarded(self, call: _Call, step: Any) -> bool:
+        """Run ``step``; if dovecote itself fails in it (a bug, or a user object
+        whose ``__str__`` raises while being logged), still answer the caller."""
+        try:
+            return bool(step())
+        except Exception as exc:  # noqa: BLE001 - the boundary: a bug must not lose the call
+            with contextlib.suppress(Exception):
+                actor_log(self.log).error("dispatch.failed", **call.fields(),
+                                          outcome="error", error=describe(exc))
+            with contextlib.suppress(Exception):
+                self.abandon(call.incoming, exc)
+            return False
+
+    def _handle(self, call: _Call) -> bool:
+        incoming = call.incoming
+        if incoming.error is not None:
+            self._reject(call, BadRequest(f"malformed message: {incoming.error}"),
+                         outcome="malformed")
+            return False
+        found = call.found if call.found is not None else self._lookup(incoming)
+        call.found = found
+        if isinstance(found, Exception):
+            self._reject(call, found, outcome="rejected")
+            return False
+        try:
+            route = self.dispatcher.prepare_call(found, incoming.ctxt)
+        except BaseException as exc:  # noqa: BLE001 - the serializer's error goes to the caller
+            return self._finish(call, None, exc, stage="deserialize")
+        call.ctxt = route.ctxt
+        call.token = self._watch(incoming)
+        try:
+            result = route.invoke()
+        except BaseException as exc:  # noqa: BLE001 - becomes a failure reply
+            return self._finish(call, None, exc)
+        return self._finish(call, result, None)
+
+    # -- endpoint actors ----------------------------------------------------------
+    def _start_in_actor(self, call: _Call, done: Done) -> None:
+        found = call.found
+        assert isinstance(found, Found)
+        assert found.actor_ref is not None
+        ref = found.actor_ref
         logger = self.log.bind(actor=ref.actor_class.__name__, actor_urn=ref.actor_urn)
+        stage: list[str] = []
+
+        def work(actor: Any) -> Any:  # in the endpoint actor's thread
+            stage.append("deserialize")
+            route = self.dispatcher.prepare_call(found, call.incoming.ctxt)
+            call.ctxt = route.ctxt
+            stage[0] = "endpoint"
+            return route.invoke(actor)
 
         def finished(result: Any, exc: BaseException | None) -> None:
-            done(1, self._finish(incoming, route, started, token, result, exc, logger))
+            where = stage[0] if stage else "endpoint"
+            done(1, self._guarded(call, lambda: self._finish(
+                call, result, exc, logger, stage=where)))
 
+        call.token = self._watch(call.incoming)
         try:
-            route.invoke_in_actor(finished)
-        except Exception as exc:  # noqa: BLE001 - the actor is dead: answer the caller
+            run_in_actor(ref, work, finished)
+        except Exception as exc:  # noqa: BLE001 - the actor is gone: answer the caller
             finished(None, exc)
 
+    # -- outcomes ---------------------------------------------------------------
     def _watch(self, incoming: IncomingMessage) -> object:
+        if not incoming.wants_reply:
+            return None
         interval = incoming.call_monitor_timeout
-        if interval is None or not incoming.wants_reply:
+        if interval is None:
+            raw = incoming.message.get("_timeout")
+            if raw is not None:
+                actor_log(self.log).warning(
+                    "message.bad_timeout", msg_id=incoming.msg_id, timeout=clip(raw),
+                    reason="_timeout is not a number of seconds within [1, 86400]; ignored")
             return None
         return self.heartbeats.track(incoming, interval / 2)
 
-    def _finish(  # noqa: PLR0917 - private, called from two places
-        self, incoming: IncomingMessage, route: Route, started: float, token: object,
-        result: Any, exc: BaseException | None, logger: Any = None,
+    def _finish(
+        self, call: _Call, result: Any, exc: BaseException | None, logger: Any = None, *,
+        stage: str = "endpoint",
     ) -> bool:
         log = logger if logger is not None else actor_log(self.log)
-        if token is not None:
-            self.heartbeats.untrack(token)
-        duration_ms = round((time.monotonic() - started) * 1000, 3)
-        fields = {"msg_id": incoming.msg_id, "method": route.method, "duration_ms": duration_ms,
-                  **incoming.origin}
+        incoming = call.incoming
+        if call.token is not None:
+            self.heartbeats.untrack(call.token)
         if exc is None:
             if incoming.wants_reply:
-                try:
-                    result = self.dispatcher.serializer.serialize_entity(route.ctxt, result)
-                    incoming.reply(result)
-                    log.debug("reply.sent", msg_id=incoming.msg_id)
-                except (TypeError, ValueError) as bad:
-                    bad_result = TypeError(
-                        f"the result of RPC method {route.method!r} cannot be sent: {bad}")
-                    log.error("dispatch.failed", **fields,
-                              outcome="unserializable_result", error=str(bad))
-                    self._reply_failure(incoming, bad_result, log=log)
+                exc, stage = self._send_result(call, result, log)
+                if stage == "unsent":
                     return False
-            log.debug("dispatch.ok", **fields, outcome="ok")
-            return True
+            if exc is None:
+                log.debug("dispatch.ok", **call.fields(), outcome="ok")
+                return True
+        fields = call.fields()
+        if stage != "endpoint":
+            fields["stage"] = stage
         if isinstance(exc, ExpectedException):
             exc = exc.exc_info[1]
-            log.info("dispatch.failed", **fields, outcome="expected_error",
-                     error=repr(exc))
+            log.info("dispatch.failed", **fields, outcome="expected_error", error=describe(exc))
+        elif stage == "reply":
+            log.error("dispatch.failed", **fields, outcome="unserializable_result",
+                      error=describe(exc))
         elif isinstance(exc, Exception):
-            log.error("dispatch.failed", **fields, outcome="error",
-                      error=repr(exc), exc_info=exc)
+            log.error("dispatch.failed", **fields, outcome="error", error=describe(exc),
+                      exc_info=exc)
         else:
-            log.error("dispatch.failed", **fields, outcome="aborted",
-                      error=repr(exc), note="the endpoint raised a BaseException; "
-                      "the server keeps serving")
-        if incoming.wants_reply:
-            self._reply_failure(incoming, exc, log=log)
+            log.error("dispatch.failed", **fields, outcome="aborted", error=describe(exc),
+                      note="the endpoint raised a BaseException; the server keeps serving")
+        self._reply_failure(incoming, exc, log=log)
         return False
 
-    def _reject(self, incoming: IncomingMessage, exc: Exception, started: float, *,
-                outcome: str) -> None:
-        method = incoming.message.get("method") if incoming.message else None
+    def _send_result(
+        self, call: _Call, result: Any, log: Any
+    ) -> tuple[BaseException | None, str]:
+        """Serialize and send the result: ``(None, "sent")``, ``(None, "unsent")``
+        when the broker could not take it (logged), or the error for the caller
+        and the stage that raised it."""
+        incoming = call.incoming
+        try:
+            result = self.dispatcher.serializer.serialize_entity(call.ctxt, result)
+        except BaseException as exc:  # noqa: BLE001 - the serializer's error goes to the caller
+            return exc, "serialize"
+        try:
+            incoming.reply(result)
+        except UnsendableReply as exc:
+            return TypeError(f"the result of RPC method {call.method!r} cannot be sent: "
+                             f"{exc}"), "reply"
+        except Exception as exc:  # noqa: BLE001 - the broker refused it: logged
+            log.error("reply.failed", msg_id=incoming.msg_id, error=describe(exc))
+            return None, "unsent"
+        log.debug("reply.sent", msg_id=incoming.msg_id)
+        return None, "sent"
+
+    def _reject(self, call: _Call, exc: Exception, *, outcome: str) -> None:
         log = actor_log(self.log)
-        log.warning("dispatch.failed", msg_id=incoming.msg_id, **incoming.origin,
-                    method=method if isinstance(method, str) else None, outcome=outcome,
-                    error=str(exc),
-                    duration_ms=round((time.monotonic() - started) * 1000, 3))
-        if incoming.wants_reply:
-            # The caller gets bad input as a ValueError, which it rebuilds as its own.
-            answer = ValueError(str(exc)) if isinstance(exc, BadRequest) else exc
-            self._reply_failure(incoming, answer, traceback=False, log=log)
+        log.warning("dispatch.failed", **call.fields(), outcome=outcome, error=str(exc))
+        # The caller gets bad input as a ValueError, which it rebuilds as its own.
+        answer = ValueError(str(exc)) if isinstance(exc, BadRequest) else exc
+        self._reply_failure(call.incoming, answer, traceback=False, log=log)
 
     def _reply_failure(self, incoming: IncomingMessage, exc: BaseException, *,
                        traceback: bool = True, log: Any = None) -> None:
+        if not incoming.wants_reply:
+            return
         failure = _wire.serialize_failure(exc, None if traceback else [])
         try:
             incoming.reply(failure=failure)
         except Exception as error:  # noqa: BLE001 - logged; the server keeps serving
-            (log or self.log).error("reply.failed", msg_id=incoming.msg_id, error=str(error))
+            (log or self.log).error("reply.failed", msg_id=incoming.msg_id,
+                                    error=describe(error))
 
 
 def get_rpc_server(

@@ -9,20 +9,20 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
-import random
+import os
 import re
 import sys
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ._errors import NoSuchMethod, RemoteError, UnsupportedVersion
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "MAX_BODY_SIZE",
     "MalformedMessage",
-    "Unpacked",
     "decode_body",
     "deserialize_failure",
     "dumps",
@@ -32,7 +32,6 @@ __all__ = [
     "pack_request",
     "serialize_failure",
     "split_context",
-    "unpack",
     "utc_timestamp",
 ]
 
@@ -65,39 +64,9 @@ class MalformedMessage(ValueError):
         self.partial = partial
 
 
-class Unpacked(NamedTuple):
-    """A received body split for an ``IncomingMessage``."""
-
-    ctxt: dict[str, Any]
-    message: dict[str, Any]
-    msg_id: str | None
-    error: str | None
-
-
-#: The largest body a server handles (bytes). A larger one is still read, to
-#: find where to send the failure reply, but is never dispatched.
+#: The largest body a server handles (bytes): a larger one is refused before it
+#: is parsed (a call is still answered when its reply address can be found).
 MAX_BODY_SIZE = 32 * 1024 * 1024
-
-
-def unpack(
-    body: Any, *, notifications: bool, decode: Callable[[Any], dict[str, Any]] | None = None,
-) -> Unpacked:
-    """Decode a received body (with ``decode``, default :func:`decode_body`)
-    into context, message and reply id; a malformed or oversized one keeps
-    what could be read and says what is wrong in ``error``. Notifications have
-    no reply id."""
-    try:
-        raw = (decode or decode_body)(body)
-        error = None
-    except MalformedMessage as exc:
-        raw, error = exc.partial or {}, str(exc)
-    size = len(body) if isinstance(body, (str, bytes, bytearray, memoryview)) else 0
-    if error is None and size > MAX_BODY_SIZE:
-        error = (f"body is {size} bytes, over the {MAX_BODY_SIZE}-byte limit "
-                 "(dovecote._wire.MAX_BODY_SIZE)")
-    ctxt, message = split_context(raw)
-    msg_id = None if notifications else message.get("_msg_id")
-    return Unpacked(ctxt, message, msg_id if isinstance(msg_id, str) else None, error)
 
 
 _UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
@@ -107,11 +76,12 @@ _UUID4_SET = (0x4 << 76) | (0x2 << 62)
 def new_id() -> str:
     """A fresh hex uuid4, the form every id on the wire takes.
 
-    The ids only have to be unique (they correlate replies and spot
-    duplicates), not secret, so they come from :mod:`random` (seeded from the
-    OS, and re-seeded in a forked child) rather than a system call per id.
+    From the operating system's CSPRNG (``os.urandom``, what ``uuid.uuid4`` and
+    :mod:`secrets` use): ids correlate replies and let servers drop repeated
+    requests, so they must be unpredictable and must not repeat when an
+    application seeds :mod:`random`. About 0.8 µs each.
     """
-    return f"{(random.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    return f"{(int.from_bytes(os.urandom(16)) & _UUID4_CLEAR) | _UUID4_SET:032x}"
 
 
 def _to_primitive(value: Any) -> Any:
@@ -150,6 +120,17 @@ def encode_envelope(message: Mapping[str, Any]) -> str:
     return dumps({_VERSION_KEY: ENVELOPE_VERSION, _MESSAGE_KEY: dumps(message)})
 
 
+def _parse(text: str, what: str) -> Any:
+    """Parse JSON text; :class:`MalformedMessage` if it is not JSON or is nested
+    deeper than the parser's recursion guard allows (about 900 levels)."""
+    try:
+        return _DECODER.decode(text)
+    except ValueError as exc:
+        raise MalformedMessage(f"{what} is not JSON ({exc})") from None
+    except RecursionError:
+        raise MalformedMessage(f"{what} is nested too deeply to be parsed") from None
+
+
 def decode_body(body: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
     """Undo :func:`encode_envelope`; a body without an envelope is taken bare.
 
@@ -161,10 +142,7 @@ def decode_body(body: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
         except UnicodeDecodeError:
             raise MalformedMessage("body is not UTF-8 text") from None
     if isinstance(body, str):
-        try:
-            body = _DECODER.decode(body)
-        except ValueError as exc:
-            raise MalformedMessage(f"body is not JSON ({exc})") from None
+        body = _parse(body, "body")
     if not isinstance(body, Mapping):
         raise MalformedMessage(f"body is a JSON {type(body).__name__}, not an object")
     if _VERSION_KEY not in body:
@@ -173,16 +151,13 @@ def decode_body(body: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
     if body[_VERSION_KEY] != ENVELOPE_VERSION:
         msg = f"envelope version {body[_VERSION_KEY]!r} is not {ENVELOPE_VERSION!r}"
         try:
-            partial = _DECODER.decode(inner) if isinstance(inner, str) else None
-        except ValueError:
+            partial = _parse(inner, _MESSAGE_KEY) if isinstance(inner, str) else None
+        except MalformedMessage:
             partial = None
         raise MalformedMessage(msg, partial=partial if isinstance(partial, dict) else None)
     if not isinstance(inner, str):
         raise MalformedMessage(f"{_MESSAGE_KEY!r} is missing or not JSON text")
-    try:
-        message = _DECODER.decode(inner)
-    except ValueError as exc:
-        raise MalformedMessage(f"{_MESSAGE_KEY!r} is not JSON ({exc})") from None
+    message = _parse(inner, repr(_MESSAGE_KEY))
     if not isinstance(message, dict):
         kind = type(message).__name__
         raise MalformedMessage(f"{_MESSAGE_KEY!r} is a JSON {kind}, not an object")
@@ -218,7 +193,18 @@ def split_context(message: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 
 def serialize_failure(exc: BaseException, tb_lines: Iterable[str] | None = None) -> str:
-    """The failure JSON text for ``exc`` (class, module, message, tb, args, kwargs)."""
+    """The failure JSON text for ``exc`` (class, module, message, tb, args, kwargs).
+    Never raises: an exception that cannot be described (its ``__str__``
+    raises, its arguments are nested too deeply) is sent by class name."""
+    try:
+        return _serialize_failure(exc, tb_lines)
+    except Exception:  # noqa: BLE001 - user exceptions: send what can be sent
+        return dumps({"class": type(exc).__name__, "module": type(exc).__module__,
+                      "message": f"{type(exc).__name__} (its text could not be read)",
+                      "tb": [], "args": [], "kwargs": {}})
+
+
+def _serialize_failure(exc: BaseException, tb_lines: Iterable[str] | None) -> str:
     if tb_lines is None:
         tb_lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
     cls_name = type(exc).__name__
@@ -239,8 +225,8 @@ def serialize_failure(exc: BaseException, tb_lines: Iterable[str] | None = None)
     }
     try:
         return dumps(data)
-    except (TypeError, ValueError):
-        data["args"] = [str(arg) for arg in exc.args]
+    except (TypeError, ValueError, RecursionError):
+        data["args"] = [str(arg)[:2000] for arg in exc.args]
         data["kwargs"] = {}
         return dumps(data)
 
@@ -249,13 +235,21 @@ def deserialize_failure(
     data: str | Mapping[str, Any], allowed_remote_exmods: Iterable[str]
 ) -> Exception:
     """Rebuild a remote failure: its own class (as a ``<Name>_Remote`` subclass)
-    when its module is builtins or allowed, else :class:`RemoteError`."""
+    when its module is builtins or allowed, else :class:`RemoteError`. Never
+    raises: a failure that cannot be read is a ``RemoteError("UnknownFailure")``."""
     try:
-        failure = json.loads(data) if isinstance(data, str) else dict(data)
-        if not isinstance(failure, dict):
-            raise TypeError("failure is not a JSON object")  # noqa: TRY301
-    except (TypeError, ValueError):
-        return RemoteError("UnknownFailure", str(data), [])
+        return _deserialize_failure(data, allowed_remote_exmods)
+    except Exception:  # noqa: BLE001 - whatever a peer sent, the caller gets an error
+        text = data if isinstance(data, str) else type(data).__name__
+        return RemoteError("UnknownFailure", text[:2000], [])
+
+
+def _deserialize_failure(
+    data: str | Mapping[str, Any], allowed_remote_exmods: Iterable[str]
+) -> Exception:
+    failure = json.loads(data) if isinstance(data, str) else dict(data)
+    if not isinstance(failure, dict):
+        raise TypeError("failure is not a JSON object")
     trace = failure.get("tb") or []
     trace = [str(line) for line in trace] if isinstance(trace, list) else [str(trace)]
     name = str(failure.get("class"))

@@ -94,35 +94,82 @@ def envelope(message: object) -> str:
     return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(message)})
 
 
-def inject(transport: dovecote.Transport, queue: str, body: str | bytes) -> None:
-    """Put ``body`` straight into ``queue`` on the transport's broker, bypassing dovecote."""
-    kind = kind_of(transport)
-    if kind == "memory":
-        get_broker(memory_name(transport)).put(queue, body)
-    elif kind == "rabbit":
-        import kombu
+class _Closing:
+    """A ``with`` block closes it."""
 
-        with kombu.Connection(f"amqp://guest:guest@{BROKER_HOST}//") as conn:
-            kombu.Producer(conn.default_channel).publish(
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Injector(_Closing):
+    """Puts raw bodies (and headers) straight into queues on a transport's
+    broker, bypassing dovecote: the memory broker's ``put``, a raw kombu
+    producer, a raw Proton sender (which can also send AMQP 1.0 values that
+    are not text: maps, lists, described types). One connection for its life."""
+
+    def __init__(self, transport: dovecote.Transport) -> None:
+        self.kind = kind_of(transport)
+        self.transport = transport
+        self._conn: Any = None
+        self._senders: dict[str, Any] = {}
+        if self.kind == "rabbit":
+            import kombu
+
+            self._conn = kombu.Connection(f"amqp://guest:guest@{BROKER_HOST}//")
+            self._producer = kombu.Producer(self._conn.default_channel)
+        elif self.kind == "amqp1":
+            from proton.utils import BlockingConnection
+
+            self._conn = BlockingConnection(
+                f"amqp://{BROKER_HOST}", timeout=5, user="guest", password="guest",
+                allowed_mechs="PLAIN", allow_insecure_mechs=True, virtual_host="vhost:/",
+            )
+
+    def put(self, queue: str, body: Any, headers: dict[str, Any] | None = None) -> None:
+        """Append ``body`` to ``queue``."""
+        if self.kind == "memory":
+            get_broker(memory_name(self.transport)).put(queue, body, headers)
+        elif self.kind == "rabbit":
+            self._producer.publish(
                 body, exchange="", routing_key=queue, content_type="application/json",
                 content_encoding="binary" if isinstance(body, bytes) else "utf-8",
+                headers=headers or {},
             )
-    else:
-        from proton import Message
-        from proton.utils import BlockingConnection
+        else:
+            from proton import Message
 
-        conn = BlockingConnection(
-            f"amqp://{BROKER_HOST}", timeout=5, user="guest", password="guest",
-            allowed_mechs="PLAIN", allow_insecure_mechs=True, virtual_host="vhost:/",
-        )
-        try:
-            sender = conn.create_sender(f"/amq/queue/{queue}")
-            sender.send(Message(body=body, inferred=isinstance(body, bytes)))
-        finally:
-            conn.close()
+            sender = self._senders.get(queue)
+            if sender is None:
+                sender = self._senders[queue] = self._conn.create_sender(f"/amq/queue/{queue}")
+            sender.send(Message(body=body, inferred=isinstance(body, bytes),
+                                properties=headers or None))
+
+    def put_reply(self, reply_q: str, body: Any) -> None:
+        """Send ``body`` to a driver's reply queue (on memory: to its handler)."""
+        if self.kind == "memory":
+            get_broker(memory_name(self.transport)).publish("", reply_q, body)
+        else:
+            self.put(reply_q, body)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
 
 
-class QueueProbe:
+def inject(transport: dovecote.Transport, queue: str, body: Any,
+           headers: dict[str, Any] | None = None) -> None:
+    """Put ``body`` straight into ``queue`` on the transport's broker, bypassing dovecote."""
+    with Injector(transport) as injector:
+        injector.put(queue, body, headers)
+
+
+class QueueProbe(_Closing):
     """Reads queue depths at the broker: the memory broker's count, or a
     passive declare on RabbitMQ over one connection kept for the probe's life."""
 
@@ -146,12 +193,6 @@ class QueueProbe:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
-
-    def __enter__(self) -> QueueProbe:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def queue_depth(transport: dovecote.Transport, queue: str) -> int:

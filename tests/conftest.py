@@ -8,16 +8,23 @@ skipping them.
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import socket
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 import dovecote
+
+# No example database on disk: a failing example is printed (with its blob) instead.
+settings.register_profile("dovecote", database=None)
+settings.load_profile("dovecote")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RABBIT_URL = os.environ.get("DOVECOTE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
@@ -82,3 +89,22 @@ def transport(transport_url: str) -> Iterator[dovecote.Transport]:
 def topic(unique: str) -> str:
     """A topic no other test uses."""
     return f"test_{unique}"
+
+
+@pytest.fixture
+def no_deaths(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails the test if a thread died of an exception (``threading.excepthook``)
+    or pykka reported an actor that crashed."""
+    died: list[str] = []
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else "?"
+        died.append(f"{name}: {args.exc_type.__name__}: {args.exc_value}")
+
+    monkeypatch.setattr(threading, "excepthook", hook)
+    caplog.set_level(logging.ERROR, logger="pykka")
+    yield
+    crashes = [record.getMessage() for record in caplog.records
+               if record.name.startswith("pykka") and record.levelno >= logging.ERROR]
+    assert not died, f"threads died: {died}"
+    assert not crashes, f"pykka actors crashed: {crashes}"

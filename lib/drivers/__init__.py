@@ -1,5 +1,18 @@
-"""Transport drivers: one module per transport, all behind :class:`Driver`."""
+"""Transport drivers: one module (or folder) per transport, all behind :class:`Driver`.
 
-from .base import Driver, IncomingMessage, Listener, PendingReply
+What every driver shares lives here too: :func:`unpack` turns whatever a
+driver received into an :class:`IncomingMessage`'s fields and never raises.
+"""
 
-__all__ = ["Driver", "IncomingMessage", "Listener", "PendingReply"]
+from ._decoding import Unpacked, unpack
+from .base import Driver, IncomingMessage, Listener, PendingReply, UnsendableReply
+
+__all__ = [
+    "Driver",
+    "IncomingMessage",
+    "Listener",
+    "PendingReply",
+    "Unpacked",
+    "UnsendableReply",
+    "unpack",
+]

@@ -24,12 +24,28 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _wire
 from .._errors import MessagingTimeout
+from ._decoding import MAX_ID_LENGTH, decode_reply
 
 if TYPE_CHECKING:
     from .._target import Target
     from .._url import TransportURL
 
-__all__ = ["Driver", "IncomingMessage", "Listener", "PendingReply"]
+__all__ = [
+    "CALL_MONITOR_RANGE",
+    "Driver",
+    "IncomingMessage",
+    "Listener",
+    "PendingReply",
+    "UnsendableReply",
+]
+
+#: The call-monitor timeouts (``_timeout``, seconds) a server honours; anything
+#: else (not a number, infinite, 1e12, 1e-9) is logged and treated as absent.
+CALL_MONITOR_RANGE = (1.0, 86400.0)
+
+
+class UnsendableReply(ValueError):
+    """A reply body could not be encoded (a result JSON cannot hold)."""
 
 
 class PendingReply:
@@ -144,12 +160,29 @@ class IncomingMessage(abc.ABC):
 
     @property
     def call_monitor_timeout(self) -> float | None:
-        """The caller's call-monitor timeout: heartbeat every half of it."""
+        """The caller's call-monitor timeout (heartbeat every half of it): a
+        finite number of seconds within ``CALL_MONITOR_RANGE``, else ``None``
+        (what a peer sends here sets a timer in this process)."""
         value = self.message.get("_timeout")
-        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            low, high = CALL_MONITOR_RANGE
+            if low <= value <= high:  # also false for NaN
+                return float(value)
+        return None
+
+    @property
+    def reply_q(self) -> str | None:
+        """Where the caller waits for the answer, if this is a call that says."""
+        reply_q = self.message.get("_reply_q")
+        if self.msg_id and isinstance(reply_q, str) and 0 < len(reply_q) <= MAX_ID_LENGTH:
+            return reply_q
+        return None
 
     def reply(self, result: Any = None, failure: str | None = None) -> None:
-        """Send the answer; ``failure`` is failure JSON text (see ``_wire``)."""
+        """Send the answer; ``failure`` is failure JSON text (see ``_wire``).
+        Raises :class:`UnsendableReply` when ``result`` cannot be encoded (the
+        caller can then still be sent a failure), and what the driver raises
+        when publishing fails."""
         self._reply_body({"result": result, "failure": failure, "ending": True})
 
     def heartbeat(self) -> None:
@@ -157,17 +190,25 @@ class IncomingMessage(abc.ABC):
         self._reply_body({"result": None, "failure": None, "ending": False})
 
     def _reply_body(self, body: dict[str, Any]) -> None:
-        reply_q = self.message.get("_reply_q")
-        if not (reply_q and isinstance(reply_q, str) and self.msg_id):
+        reply_q = self.reply_q
+        if reply_q is None:
             return  # a cast, or a call whose reply queue is unknown
         body["_msg_id"] = self.msg_id
         body["_unique_id"] = _wire.new_id()
-        self.publish_reply(reply_q, body)
+        try:
+            data = self.encode_reply(body)
+        except Exception as exc:
+            raise UnsendableReply(f"{type(exc).__name__}: {exc}") from exc
+        self.publish_reply(reply_q, data)
+
+    def encode_reply(self, body: dict[str, Any]) -> str:
+        """A reply body as text for the wire (oslo.messaging's envelope)."""
+        return _wire.encode_envelope(body)
 
     @abc.abstractmethod
-    def publish_reply(self, reply_q: str, body: dict[str, Any]) -> None:
-        """Publish a reply or heartbeat ``body`` (a dict, not yet encoded) to
-        the queue ``reply_q`` on the default exchange."""
+    def publish_reply(self, reply_q: str, data: str) -> None:
+        """Publish an encoded reply or heartbeat to the queue ``reply_q`` on
+        the default exchange."""
 
     @abc.abstractmethod
     def acknowledge(self) -> None:
@@ -225,14 +266,15 @@ class Driver(abc.ABC):
         """Stop routing replies for ``reply``: the caller has its answer or gave up."""
         self._pending.pop(reply.msg_id, None)
 
-    def deliver_reply(self, body: str | bytes | Mapping[str, Any]) -> None:
-        """Hand a reply body from the driver's reply queue to the waiting caller;
-        replies nobody waits for any more are dropped."""
-        try:
-            reply = _wire.decode_body(body)
-        except _wire.MalformedMessage:
+    def deliver_reply(self, body: object) -> None:
+        """Hand a reply body from the driver's reply queue to the waiting caller.
+        Never raises: replies nobody waits for any more, and bodies that are not
+        replies, are dropped."""
+        reply = decode_reply(body)
+        if reply is None:
             return
-        pending = self._pending.get(str(reply.get("_msg_id")))
+        msg_id = reply.get("_msg_id")
+        pending = self._pending.get(msg_id) if isinstance(msg_id, str) else None
         if pending is not None:
             pending.deliver(reply)
 

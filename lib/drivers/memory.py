@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _wire
 from .._errors import MessageUndeliverable
+from ._decoding import ERROR_HEADER, REDELIVERIES_HEADER, unpack
 from .base import Driver, IncomingMessage, Listener, PendingReply
 
 if TYPE_CHECKING:
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
     from .._url import TransportURL
 
 __all__ = ["MemoryBroker", "MemoryDriver", "StoredMessage", "get_broker"]
-
-REDELIVERIES_HEADER = "x-dovecote-redeliveries"
-ERROR_HEADER = "x-dovecote-error"
 
 
 class StoredMessage:
@@ -228,8 +226,11 @@ class MemoryIncomingMessage(IncomingMessage):
         self._stored = stored
         self._settled = False
 
-    def publish_reply(self, reply_q: str, body: dict[str, Any]) -> None:
-        self._listener.broker.publish("", reply_q, _wire.dumps(body))
+    def encode_reply(self, body: dict[str, Any]) -> str:
+        return _wire.dumps(body)  # no envelope: it never leaves the process
+
+    def publish_reply(self, reply_q: str, data: str) -> None:
+        self._listener.broker.publish("", reply_q, data)
 
     def acknowledge(self) -> None:
         self._settled = True
@@ -278,13 +279,8 @@ class MemoryListener(Listener):
         return out
 
     def _decode(self, queue: str, stored: StoredMessage) -> MemoryIncomingMessage:
-        ctxt, message, msg_id, error = _wire.unpack(
-            stored.body, notifications=self._notifications)
-        return MemoryIncomingMessage(
-            self, queue, stored, ctxt=ctxt, message=message, msg_id=msg_id, error=error,
-            redeliveries=int(stored.headers.get(REDELIVERIES_HEADER, 0)),
-            dead_letter_reason=stored.headers.get(ERROR_HEADER),
-        )
+        decoded = unpack(stored.body, notifications=self._notifications, headers=stored.headers)
+        return MemoryIncomingMessage(self, queue, stored, **decoded._asdict())
 
     def stop(self) -> None:
         self._stopped.set()

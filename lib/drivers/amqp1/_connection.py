@@ -297,13 +297,14 @@ class SendChannel:
         self._senders: dict[str, BlockingSender] = {}
 
     def publish(
-        self, destination: Destination, body: str | bytes, *, retry: int | None = None,
+        self, destination: Destination, body: object, *, retry: int | None = None,
         ttl: float | None = None, properties: Mapping[str, Any] | None = None,
         prepare: Callable[[], None] | None = None,
     ) -> None:
-        """Send ``body`` to ``destination``; ``prepare`` runs before each attempt
-        (declarations); raises :class:`MessageDeliveryFailure` when out of retries."""
-        data = body.encode("utf-8") if isinstance(body, str) else body
+        """Send ``body`` (text, bytes, or an AMQP value sent back as it came) to
+        ``destination``; ``prepare`` runs before each attempt (declarations);
+        raises :class:`MessageDeliveryFailure` when out of retries."""
+        data: Any = body.encode("utf-8") if isinstance(body, str) else body
         message = Message(
             body=data, inferred=True, content_type="application/json", durable=True,
             subject=destination.subject, properties=dict(properties) if properties else None,

@@ -48,7 +48,6 @@ from ..._errors import InvalidTransportURL
 from ..base import Driver, Listener, PendingReply
 from ._address import AddressPlan, Binding, QueueSpec, plan_named
 from ._connection import (
-    TRANSIENT_ERRORS,
     Backoff,
     HostRing,
     Inbox,
@@ -93,7 +92,10 @@ class _ReplyReceiver(threading.Thread):
                 self.ready.set()
                 backoff.reset()
                 self._receive(conn, inbox, receiver.link)
-            except TRANSIENT_ERRORS as exc:
+            except Exception as exc:  # noqa: BLE001 - the driver's only reply thread goes on
+                # A lost connection (TRANSIENT_ERRORS), or anything else Proton
+                # raises: start over on a fresh connection rather than let every
+                # later call on this transport time out.
                 driver.forget_declarations()
                 delay = backoff.next_delay()
                 driver.log.warning("replies.reconnecting", delay_s=delay, error=describe(exc))
@@ -115,9 +117,7 @@ class _ReplyReceiver(threading.Thread):
             for _link, raw, delivery in items:
                 delivery.update(Delivery.ACCEPTED)
                 delivery.settle()
-                body = raw.body.tobytes() if isinstance(raw.body, memoryview) else raw.body
-                if isinstance(body, (str, bytes)):
-                    self.driver.deliver_reply(body)
+                self.driver.deliver_reply(raw.body)  # never raises, whatever the body
 
     def close(self) -> None:
         """Stop and wait for the thread (at most one receive interval)."""

@@ -15,12 +15,17 @@ import collections
 import contextlib
 import threading
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from proton import Delivery, Timeout
 
-from ... import _wire
+from .._decoding import (
+    ERROR_HEADER,
+    REDELIVERIES_HEADER,
+    ROUTING_KEY_HEADER,
+    first_routing_key,
+    unpack,
+)
 from ..base import IncomingMessage, Listener
 from ._connection import TRANSIENT_ERRORS, Backoff, Inbox, close_quietly, describe
 
@@ -38,24 +43,36 @@ __all__ = [
     "Amqp1Listener",
 ]
 
-REDELIVERIES_PROPERTY = "x-dovecote-redeliveries"
-ERROR_PROPERTY = "x-dovecote-error"
+#: Application properties dovecote sets (the names the other drivers use as headers).
+REDELIVERIES_PROPERTY = REDELIVERIES_HEADER
+ERROR_PROPERTY = ERROR_HEADER
 #: The routing key (subject) a notification first arrived with: a requeue sends it
 #: to its queue by name, which replaces the subject, and a dead letter of a pool
 #: member must still go to ``<topic>.<priority>.dead``.
-ROUTING_KEY_PROPERTY = "x-dovecote-routing-key"
+ROUTING_KEY_PROPERTY = ROUTING_KEY_HEADER
+#: Reactor passes :func:`_flush` runs at most.
+_FLUSH_PASSES = 8
 
 
-def decode(body: object) -> dict[str, Any]:
-    """A received AMQP body as a message dict; :class:`_wire.MalformedMessage` if it
-    is not one (Data sections arrive as ``memoryview``, AmqpValue strings as ``str``)."""
-    if isinstance(body, memoryview):
-        body = body.tobytes()
-    if isinstance(body, bytearray):
-        body = bytes(body)
-    if not isinstance(body, (str, bytes, Mapping)):
-        raise _wire.MalformedMessage(f"body is an AMQP {type(body).__name__}, not JSON text")
-    return _wire.decode_body(body)
+def _flush(conn: BlockingConnection) -> None:
+    """Write what Proton has queued (dispositions) to the socket without waiting:
+    a request accepted when taken must not come back after a drop because the
+    acceptance was still in memory (RPC is at most once)."""
+    transport = conn.conn.transport if conn.conn is not None else None
+    if transport is None:
+        return
+    container = conn.container
+    saved = container.timeout
+    container.timeout = 0  # the reactor's select does not wait
+    try:
+        # Each pass runs one step of the reactor (events, then I/O); a few are
+        # enough to write a disposition, and the bound keeps a stuck socket cheap.
+        for _ in range(_FLUSH_PASSES):
+            if transport.pending() <= 0:
+                return
+            container.process()
+    finally:
+        container.timeout = saved
 
 
 class Amqp1IncomingMessage(IncomingMessage):
@@ -71,20 +88,18 @@ class Amqp1IncomingMessage(IncomingMessage):
         super().__init__(**kwargs)
         self._listener = listener
         self._source = source
-        body = raw.body
-        self._body: str | bytes = (
-            body.tobytes() if isinstance(body, memoryview)
-            else body if isinstance(body, (str, bytes)) else _wire.dumps(body)
-        )
+        # Republished as it came (requeue, dead letter): an AMQP value JSON cannot
+        # hold stays what it was, and Proton encodes it again.
+        self._body: object = raw.body
         self._subject: str | None = raw.subject
         self._properties: dict[str, Any] = dict(raw.properties or {})
         self._delivery = delivery
         self._generation = generation
         self._settled = settled
 
-    def publish_reply(self, reply_q: str, body: dict[str, Any]) -> None:
+    def publish_reply(self, reply_q: str, data: str) -> None:
         driver = self._listener.driver
-        driver.sender.publish(driver.plan.queue(reply_q), _wire.encode_envelope(body))
+        driver.sender.publish(driver.plan.queue(reply_q), data)
 
     def acknowledge(self) -> None:
         if self._settled:
@@ -93,8 +108,7 @@ class Amqp1IncomingMessage(IncomingMessage):
         self._listener.settle_later(self, self._delivery, self._generation)
 
     def _routing_key(self) -> str | None:
-        key = self._properties.get(ROUTING_KEY_PROPERTY) or self._subject
-        return None if key is None else str(key)
+        return first_routing_key(self._properties, self._subject)
 
     def requeue(self) -> None:
         if self._settled:
@@ -207,10 +221,13 @@ class Amqp1Listener(Listener):
         assert inbox is not None
         self._apply_settlements()
         for link in self._receivers:
-            queued = sum(1 for item in inbox.items if item[0] is link)
-            want = self._prefetch - link.credit - queued
-            if want > 0:
-                link.flow(want)
+            # Credit is topped up only once the last grant is spent: RabbitMQ 3.x's
+            # plugin counts credit granted while its own deliveries are still in
+            # flight twice, and would send more than ``prefetch``.
+            if link.credit == 0:
+                queued = sum(1 for item in inbox.items if item[0] is link)
+                if queued < self._prefetch:
+                    link.flow(self._prefetch - queued)
         remaining = deadline - time.monotonic()
         with contextlib.suppress(Timeout):  # nothing came: an empty poll
             conn.wait(lambda: bool(inbox.items) or inbox.failure is not None,
@@ -219,7 +236,11 @@ class Amqp1Listener(Listener):
             raise ConnectionError(inbox.failure)
         taken = inbox.items[:max_messages]
         del inbox.items[:max_messages]
-        return [self._incoming(link, raw, delivery) for link, raw, delivery in taken]
+        out: list[IncomingMessage] = [
+            self._incoming(link, raw, delivery) for link, raw, delivery in taken]
+        if out and not self._notifications:
+            _flush(conn)  # requests were accepted: tell the broker now, not at the next poll
+        return out
 
     def _incoming(self, link: Any, raw: Any, delivery: Any) -> Amqp1IncomingMessage:
         source = self._receivers[link][0]
@@ -228,22 +249,12 @@ class Amqp1Listener(Listener):
         if not self._notifications:  # requests: taken means done (at most once)
             delivery.update(Delivery.ACCEPTED)
             delivery.settle()
-        try:
-            redeliveries = int((raw.properties or {}).get(REDELIVERIES_PROPERTY, 0))
-        except (TypeError, ValueError):
-            redeliveries = 0
-        reason = (raw.properties or {}).get(ERROR_PROPERTY)
-        common: dict[str, Any] = {
-            "settled": not self._notifications, "redeliveries": redeliveries,
-            "dead_letter_reason": None if reason is None else str(reason),
-        }
-        ctxt, message, msg_id, error = _wire.unpack(
-            raw.body, notifications=self._notifications, decode=decode)
-        if error is not None:
-            self._log.warning("message.malformed", source=source.address, reason=error)
+        decoded = unpack(raw.body, notifications=self._notifications, headers=raw.properties)
+        if decoded.error is not None:
+            self._log.warning("message.malformed", source=source.address, reason=decoded.error)
         return Amqp1IncomingMessage(
-            self, source, raw, delivery, self._generation, ctxt=ctxt, message=message,
-            msg_id=msg_id, error=error, **common,
+            self, source, raw, delivery, self._generation, settled=not self._notifications,
+            **decoded._asdict(),
         )
 
     # -- settlement ------------------------------------------------------------

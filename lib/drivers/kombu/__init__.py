@@ -11,6 +11,11 @@ from ._listener import (
 )
 from ._options import KombuOptions
 
+# Named by their public path (in reprs, errors and `dovecote url`).
+for _cls in (KombuDriver, KombuIncomingMessage, KombuListener, KombuOptions):
+    _cls.__module__ = __name__
+del _cls
+
 __all__ = [
     "ERROR_HEADER",
     "REDELIVERIES_HEADER",

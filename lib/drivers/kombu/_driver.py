@@ -220,13 +220,12 @@ class KombuDriver(Driver):
             name = exchange.name if isinstance(exchange, Exchange) else exchange
             raise MessageUndeliverable(job.returned[0], name, routing_key, body)
 
-    def send_reply(self, reply_q: str, body: Mapping[str, Any]) -> None:
-        """Publish a reply or heartbeat to ``reply_q``; one for a queue that does
-        not exist (the caller is gone) is logged and dropped."""
-        msg_id = body.get("_msg_id")
+    def send_reply(self, reply_q: str, data: str, *, msg_id: str | None) -> None:
+        """Publish an encoded reply or heartbeat to ``reply_q``; one for a queue
+        that does not exist (the caller is gone) is logged and dropped."""
         retries = self.opts.max_retries if self.opts.max_retries is not None else _REPLY_RETRIES
         try:
-            self.publish("", reply_q, _wire.encode_envelope(body), mandatory=True, retry=retries)
+            self.publish("", reply_q, data, mandatory=True, retry=retries)
         except MessageUndeliverable:
             log.warning("reply.undeliverable", transport=str(self.url), reply_q=reply_q,
                         msg_id=msg_id, reason="the reply queue does not exist: caller gone")

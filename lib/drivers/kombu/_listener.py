@@ -19,9 +19,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import kombu.exceptions
+import kombu.transport.pyamqp
 import structlog
 
-from ... import _wire
+from .._decoding import (
+    ERROR_HEADER,
+    REDELIVERIES_HEADER,
+    ROUTING_KEY_HEADER,
+    first_routing_key,
+    unpack,
+)
 from ..base import IncomingMessage, Listener
 from ._options import Consumer
 
@@ -36,13 +43,30 @@ __all__ = [
     "KombuListener",
 ]
 
-REDELIVERIES_HEADER = "x-dovecote-redeliveries"
-ERROR_HEADER = "x-dovecote-error"
-#: The routing key a notification first arrived with, kept across requeues so its
-#: dead-letter queue is still ``<topic>.<priority>.dead`` when it came from a pool.
-ROUTING_KEY_HEADER = "x-dovecote-routing-key"
 
 log = structlog.get_logger()
+
+
+class _Undecompressed(kombu.transport.pyamqp.Message):
+    """kombu's AMQP message without kombu's decompression: kombu inflates a body
+    whose ``compression`` header names a codec before anything can check its
+    size, so a small body could inflate to gigabytes. Neither dovecote nor
+    oslo.messaging compresses: such a body is taken as it came (and, being no
+    JSON, parked or refused), its headers intact."""
+
+    def __init__(self, msg: Any, channel: Any = None, **kwargs: Any) -> None:
+        headers = msg.properties.get("application_headers")
+        compression = headers.pop("compression", None) if isinstance(headers, dict) else None
+        super().__init__(msg, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
+        if compression is not None:
+            self.headers["compression"] = compression
+
+
+def undecompressed(channel: Any) -> Any:
+    """``channel``, made to hand over bodies as they came (see :class:`_Undecompressed`)."""
+    if isinstance(channel, kombu.transport.pyamqp.Channel):
+        channel.Message = _Undecompressed
+    return channel
 
 
 def connection_errors(conn: Any) -> tuple[type[BaseException], ...]:
@@ -68,8 +92,8 @@ class KombuIncomingMessage(IncomingMessage):
         self._generation = generation
         self._settled = False
 
-    def publish_reply(self, reply_q: str, body: dict[str, Any]) -> None:
-        self._listener.driver.send_reply(reply_q, body)
+    def publish_reply(self, reply_q: str, data: str) -> None:
+        self._listener.driver.send_reply(reply_q, data, msg_id=self.msg_id)
 
     def acknowledge(self) -> None:
         if self._settled:
@@ -79,16 +103,25 @@ class KombuIncomingMessage(IncomingMessage):
             self._listener.settle(self._raw, self._generation)
 
     def _republish(self, queue_name: str, headers: dict[str, Any], **kwargs: Any) -> None:
+        """Publish the body again as it came: bytes, so no property a peer set
+        (an unknown ``content_encoding``) can make kombu refuse it."""
         raw = self._raw
+        body, encoding = raw.body, raw.content_encoding or "utf-8"
+        if isinstance(body, str):  # py-amqp decoded it with the message's own encoding
+            try:
+                body = body.encode(encoding)
+            except (LookupError, UnicodeError):
+                body, encoding = body.encode("utf-8", "surrogatepass"), "utf-8"
         self._listener.driver.publish(
-            "", queue_name, raw.body, headers=headers,
+            "", queue_name, bytes(body), headers=headers,
             content_type=raw.content_type or "application/json",
-            content_encoding=raw.content_encoding or "utf-8", **kwargs,
+            content_encoding=encoding, **kwargs,
         )
 
     def _headers(self) -> dict[str, Any]:
         headers = dict(self._raw.headers or {})
-        headers.setdefault(ROUTING_KEY_HEADER, self._raw.delivery_info.get("routing_key") or "")
+        headers[ROUTING_KEY_HEADER] = first_routing_key(
+            headers, self._raw.delivery_info.get("routing_key")) or ""
         return headers
 
     def requeue(self) -> None:
@@ -149,7 +182,7 @@ class KombuListener(Listener):
     def _consume(self, policy: dict[str, Any]) -> None:
         """Connect, declare every queue with its bindings, and start consuming."""
         self._conn.ensure_connection(errback=self.driver.on_connection_error, **policy)
-        channel = self._conn.channel()
+        channel = undecompressed(self._conn.channel())
         if self.driver.opts.prefetch_count:
             channel.basic_qos(0, self.driver.opts.prefetch_count, False)
         generation = self._generation + 1
@@ -292,19 +325,11 @@ class KombuListener(Listener):
         return out
 
     def _decode(self, queue_name: str, raw: Any, generation: int) -> KombuIncomingMessage:
-        try:
-            redeliveries = int((raw.headers or {}).get(REDELIVERIES_HEADER, 0))
-        except (TypeError, ValueError):
-            redeliveries = 0
-        reason = (raw.headers or {}).get(ERROR_HEADER)
-        reason = None if reason is None else str(reason)
-        ctxt, message, msg_id, error = _wire.unpack(raw.body, notifications=self.notifications)
-        if error is not None:
-            log.warning("message.malformed", listener=self.name, queue=queue_name, reason=error)
-        return KombuIncomingMessage(
-            self, queue_name, raw, generation, ctxt=ctxt, message=message, msg_id=msg_id,
-            error=error, redeliveries=redeliveries, dead_letter_reason=reason,
-        )
+        decoded = unpack(raw.body, notifications=self.notifications, headers=raw.headers)
+        if decoded.error is not None:
+            log.warning("message.malformed", listener=self.name, queue=queue_name,
+                        reason=decoded.error)
+        return KombuIncomingMessage(self, queue_name, raw, generation, **decoded._asdict())
 
     def stop(self) -> None:
         self._stopped.set()

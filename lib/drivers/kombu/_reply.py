@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ._listener import connection_errors
+from ._listener import connection_errors, undecompressed
 from ._options import Consumer
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class ReplyConsumer:
 
     def _consume(self, policy: dict[str, Any]) -> None:
         self._conn.ensure_connection(errback=self.driver.on_connection_error, **policy)
-        channel = self._conn.channel()
+        channel = undecompressed(self._conn.channel())
         self._queue(channel).declare()
         Consumer(
             channel, queues=[self._queue], no_ack=True, auto_declare=False,
