@@ -13,10 +13,20 @@ import structlog
 
 from dovecote._handling import set_actor_log
 
-__all__ = ["DovecoteActor", "Shutdown", "Track", "mailbox_depth"]
+__all__ = ["DovecoteActor", "Shutdown", "Track", "mailbox_depth", "tell"]
 
 #: Called with each new actor, so its server can find it (``server.actors()``).
 Track: TypeAlias = "Callable[[DovecoteActor], None] | None"
+
+
+def tell(ref: pykka.ActorRef[Any], message: Any) -> bool:
+    """``ref.tell(message)``, unless the actor has stopped meanwhile (actors of a
+    server stop on their own schedule: a late message to one is not an error)."""
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True
 
 
 def mailbox_depth(inbox: object) -> int:
@@ -53,6 +63,17 @@ class DovecoteActor(pykka.ThreadingActor):
         # server.stop() may run in a signal handler that interrupted this very
         # queue, and it is the C implementation, several times cheaper per message.
         return queue.SimpleQueue()
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
+        """Start the actor without registering it in ``pykka.ActorRegistry``: an
+        application's ``ActorRegistry.stop_all()`` (and pykka's own, when any
+        actor raises a ``BaseException``) leaves servers running; they stop with
+        ``server.stop()``."""
+        actor = cls(*args, **kwargs)
+        actor._start_actor_loop()
+        ref: pykka.ActorRef[Any] = actor.actor_ref
+        return ref
 
     def __init__(self, *, track: Track = None, **log_fields: Any) -> None:
         super().__init__()

@@ -13,26 +13,25 @@ import pykka
 
 from dovecote._handling import Job, describe, set_actor_log
 
-from ._base import SHUTDOWN, DovecoteActor, Track
+from ._base import SHUTDOWN, DovecoteActor, Track, tell
 from ._messages import (
-    FINISH,
+    WORK,
     Batch,
     Completed,
-    Jobs,
     ListenerAdded,
     ListenerCrashed,
-    ListenerPaused,
+    ListenerDone,
     RemoveListener,
     StopServer,
     WorkerIdle,
 )
-from ._worker import run_jobs
+from ._worker import run_job
 
 if TYPE_CHECKING:
     from dovecote._handling import Handler
     from dovecote.drivers.base import IncomingMessage
 
-    from ._flow import CreditGate
+    from ._flow import CreditGate, InFlight
     from ._listener import ListenerSpec
 
 __all__ = ["DispatcherActor"]
@@ -40,8 +39,8 @@ __all__ = ["DispatcherActor"]
 #: Restart delays for a crashed listener: 0.1 s doubling up to 10 s.
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
-#: Jobs handed to one worker at a time, at most.
-MAX_CHUNK = 16
+#: A listener that ran this long before it crashed restarts from the first delay.
+BACKOFF_RESET = 30.0
 
 SpawnListener = Callable[["ListenerSpec", int, float], "pykka.ActorRef[Any]"]
 
@@ -49,7 +48,8 @@ SpawnListener = Callable[["ListenerSpec", int, float], "pykka.ActorRef[Any]"]
 class DispatcherActor(DovecoteActor):
     """The hub of a server. With the ``"blocking"`` executor it runs jobs
     itself, in the thread that called ``server.start()``; with
-    ``"threading"`` it hands them to idle workers."""
+    ``"threading"`` it puts them in a queue that idle workers take from, one
+    job at a time, so no job waits behind another while a worker is idle."""
 
     kind = "dispatcher"
 
@@ -67,23 +67,42 @@ class DispatcherActor(DovecoteActor):
         self.in_caller_thread = in_caller_thread
         self.workers: list[pykka.ActorRef[Any]] = []
         self.idle: collections.deque[pykka.ActorRef[Any]] = collections.deque()
+        #: Jobs not yet taken; workers take from it themselves (a deque is safe).
         self.pending: collections.deque[Job] = collections.deque()
         self.outstanding = 0
+        #: Every listener actor alive: polling, or draining before it closes.
         self.listeners: dict[pykka.ActorRef[Any], ListenerSpec] = {}
-        self.paused: set[pykka.ActorRef[Any]] = set()
-        # Listeners that crashed before the server's ListenerAdded reached us.
-        self.crashed_early: set[pykka.ActorRef[Any]] = set()
+        # Listeners that were done before the server's ListenerAdded reached us.
+        self.gone: set[pykka.ActorRef[Any]] = set()
         self.stopping = False
-        self._done = self._report_done
+        self.finished = False
+        #: Set once this actor's loop has ended (what ``server.wait()`` waits for).
+        self.loop_done = threading.Event()
 
     # -- blocking executor: run the actor loop in the caller's thread -----------
     def _start_actor_loop(self) -> None:
         if not self.in_caller_thread:
             super()._start_actor_loop()
 
-    def run_here(self) -> None:
-        """Run this actor's loop in the calling thread until it stops."""
-        self._actor_loop()
+    def run_here(self, *, resume: bool = False) -> None:
+        """Run this actor's loop in the calling thread until it stops
+        (``resume``: again, after an interruption left it)."""
+        try:
+            if resume:
+                self._actor_loop_running()
+                self._actor_loop_teardown()
+            else:
+                self._actor_loop()
+        finally:
+            if self.actor_stopped.is_set():
+                self.loop_done.set()
+
+    def _actor_loop(self) -> None:
+        try:
+            super()._actor_loop()
+        finally:
+            if not self.in_caller_thread:
+                self.loop_done.set()
 
     def on_start(self) -> None:
         if not self.in_caller_thread:
@@ -101,52 +120,58 @@ class DispatcherActor(DovecoteActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Batch):
             self.outstanding += len(message.messages)
-            self.pending.extend(self._prepare(message.messages))
+            self.pending.extend(self._prepare(message.messages, message.source))
             self._dispatch()
         elif isinstance(message, WorkerIdle):
             self.idle.append(message.worker)
-            self.gate.release(message.count)
             self._settled(message.count, message.failed)
             self._dispatch()
         elif isinstance(message, Completed):
             self._settled(message.count, 0 if message.ok else message.count)
         elif isinstance(message, ListenerAdded):
-            if message.listener in self.crashed_early:  # already replaced: forget it
-                self.crashed_early.discard(message.listener)
+            if message.listener in self.gone:  # already done: forget it
+                self.gone.discard(message.listener)
                 return None
             self.listeners[message.listener] = message.spec
             if self.stopping:
-                message.listener.tell(SHUTDOWN)
+                tell(message.listener, SHUTDOWN)
         elif isinstance(message, RemoveListener):
-            for ref, spec in list(self.listeners.items()):
+            for ref, spec in self.listeners.items():
                 if spec is message.spec:
-                    ref.tell(SHUTDOWN)
-        elif isinstance(message, ListenerPaused):
-            self._listener_paused(message.listener)
+                    tell(ref, SHUTDOWN)
         elif isinstance(message, ListenerCrashed):
             self._listener_crashed(message)
+        elif isinstance(message, ListenerDone):
+            if self.listeners.pop(message.listener, None) is None:
+                self.gone.add(message.listener)
+            self._maybe_finish()
         elif isinstance(message, StopServer):
             self._begin_stop()
         return None
 
-    def _prepare(self, messages: list[IncomingMessage]) -> list[Job]:
-        """The handler's jobs for a batch. ``prepare`` never raises; if a bug
-        made it, the hub would die with every message in flight, so each
-        message of the batch is handed back through ``abandon`` instead."""
+    def _prepare(self, messages: list[IncomingMessage], source: InFlight) -> list[Job]:
+        """The handler's jobs for a batch, each knowing the listener that took it.
+        ``prepare`` never raises; if a bug made it, the hub would die with every
+        message in flight, so each message is handed back through ``abandon``."""
+        done = functools.partial(self._report_done, source)
         try:
-            return self.handler.prepare(messages, self._done)
+            jobs = self.handler.prepare(messages, done)
         except Exception as exc:  # noqa: BLE001 - the hub must survive its handler
             self.log.error("dispatch.internal_error", count=len(messages), error=describe(exc))
-            return [Job(functools.partial(self._abandon, incoming, exc)) for incoming in messages]
+            jobs = [Job(functools.partial(self._abandon, incoming, exc)) for incoming in messages]
+        for job in jobs:
+            job.source = source
+        return jobs
 
     def _abandon(self, incoming: IncomingMessage, error: Exception) -> bool:
         self.handler.abandon(incoming, error)
         return False
 
-    def _report_done(self, count: int, ok: bool) -> None:  # noqa: FBT001 - the Done signature
+    def _report_done(self, source: InFlight, count: int, ok: bool) -> None:  # noqa: FBT001
         # Called from any thread (endpoint actors): free the credit now, count later.
         self.gate.release(count)
-        self.actor_ref.tell(Completed(count, ok))
+        source.release(count)
+        tell(self.actor_ref, Completed(count, ok))
 
     def _settled(self, count: int, failed: int) -> None:
         self.outstanding -= count
@@ -155,49 +180,27 @@ class DispatcherActor(DovecoteActor):
         self._maybe_finish()
 
     def _dispatch(self) -> None:
-        if not self.workers:
+        if not self.workers:  # "blocking": run the jobs here, in the caller's thread
             while self.pending:
-                count, failed = run_jobs([self.pending.popleft()], self.log)
-                self.outstanding -= count
-                self.handled += count - failed
-                self.failed += failed
-                self.gate.release(count)
-            self._maybe_finish()
+                job = self.pending.popleft()
+                ok = run_job(job, self.gate, self.log)
+                self._settled(job.count, 0 if ok else job.count)
             return
-        while self.pending and self.idle:
-            share = max(1, min(MAX_CHUNK, len(self.pending) // max(1, len(self.idle))))
-            chunk = [self.pending.popleft() for _ in range(min(share, len(self.pending)))]
-            self.idle.popleft().tell(Jobs(chunk))
+        for _ in range(min(len(self.idle), len(self.pending))):
+            self.idle.popleft().tell(WORK)
 
     # -- listeners --------------------------------------------------------------
-    def _spawn(self, spec: ListenerSpec, attempt: int, delay: float) -> None:
-        ref = self.spawn_listener(spec, attempt, delay)
-        self.listeners[ref] = spec
-
     def _listener_crashed(self, message: ListenerCrashed) -> None:
-        if self.listeners.pop(message.listener, None) is None:
-            # A listener the server started can crash before its ListenerAdded
-            # arrives; that must not register the dead actor later.
-            self.crashed_early.add(message.listener)
-        self.paused.discard(message.listener)
-        message.listener.tell(FINISH)
+        """The crashed listener drains and closes by itself (``ListenerDone``);
+        a new one takes its place after a backoff delay."""
         if self.stopping:
-            self._maybe_finish()
             return
-        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** message.attempt)
+        attempt = 0 if message.healthy_for >= BACKOFF_RESET else message.attempt
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** attempt)
         self.log.warning("listener.restarting", listener=message.spec.describe(),
-                         attempt=message.attempt + 1, delay_s=delay, error=message.error)
-        self._spawn(message.spec, message.attempt + 1, delay)
-
-    def _listener_paused(self, ref: pykka.ActorRef[Any]) -> None:
-        if ref not in self.listeners:
-            return
-        if not self.stopping:  # removed on its own: finish it once it is drained
-            self.listeners.pop(ref)
-            ref.tell(FINISH)
-            return
-        self.paused.add(ref)
-        self._maybe_finish()
+                         attempt=attempt + 1, delay_s=delay, error=message.error)
+        ref = self.spawn_listener(message.spec, attempt + 1, delay)
+        self.listeners[ref] = message.spec
 
     # -- graceful stop ----------------------------------------------------------
     def _begin_stop(self) -> None:
@@ -206,22 +209,33 @@ class DispatcherActor(DovecoteActor):
         self.stopping = True
         self.log.info("server.stopping", in_flight=self.outstanding)
         for ref in self.listeners:
-            ref.tell(SHUTDOWN)
+            tell(ref, SHUTDOWN)
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
-        if not self.stopping or self.outstanding or self.pending:
+        if (not self.stopping or self.outstanding or self.pending or self.listeners
+                or self.finished):
             return
-        if set(self.listeners) - self.paused:
-            return
-        for ref in self.listeners:
-            ref.tell(FINISH)
+        self.finished = True
         for worker in self.workers:
-            worker.tell(SHUTDOWN)
-        self.listeners.clear()
-        self.paused.clear()
+            tell(worker, SHUTDOWN)
         self.log.info("server.stopped")
         self.stop()
+
+    def abandon(self) -> None:
+        """The blocking executor's loop was interrupted for good: give up what
+        was taken and not run (listeners then close at once, the broker keeps
+        the notifications they did not acknowledge), stop the listeners, and
+        stop without running the loop again."""
+        while self.pending:
+            job = self.pending.popleft()
+            self.gate.release(job.count)
+            if job.source is not None:
+                job.source.release(job.count)
+        for ref in self.listeners:
+            tell(ref, SHUTDOWN)
+        self._stop()  # pykka's immediate stop: marks the actor stopped, runs on_stop
+        self.loop_done.set()
 
     def on_stop(self) -> None:
         if self.in_caller_thread:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["CreditGate"]
+__all__ = ["CreditGate", "InFlight"]
 
 
 class CreditGate:
@@ -44,3 +44,31 @@ class CreditGate:
         with self._cond:
             self._in_flight -= count
             self._cond.notify_all()
+
+
+class InFlight:
+    """Messages one listener took that are not finished yet: a listener that
+    stops taking (removed, crashed, server stopping) closes its driver listener
+    only once this is back to zero, so nothing it took is settled on a closed
+    connection (and handled twice). Thread-safe: jobs finish anywhere."""
+
+    __slots__ = ("_count", "_lock")
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        """Taken and not finished."""
+        return self._count
+
+    def add(self, count: int) -> None:
+        """``count`` more messages were handed to the dispatcher."""
+        with self._lock:
+            self._count += count
+
+    def release(self, count: int) -> None:
+        """``count`` of them are finished."""
+        with self._lock:
+            self._count -= count

@@ -8,11 +8,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from dovecote._handling import describe
 from dovecote._target import Target
 from dovecote.drivers._decoding import MAX_ID_LENGTH
 
-from ._base import DovecoteActor, Track
-from ._messages import POLL, Batch, Finish, ListenerCrashed, ListenerPaused, Poll
+from ._base import DovecoteActor, Track, tell
+from ._flow import InFlight
+from ._messages import POLL, Batch, ListenerCrashed, ListenerDone, Poll
 
 if TYPE_CHECKING:
     import pykka
@@ -29,6 +31,8 @@ POLL_TIMEOUT = 0.1
 #: The most messages one poll takes when the handler does not batch: taking
 #: what is already there in one go saves a round of actor messages per message.
 POLL_SIZE = 64
+#: Never set: waiting on it is a bounded pause.
+_NEVER = threading.Event()
 #: How many recent request ids each RPC listener remembers to drop repeats
 #: (oslo.messaging keeps 16; a redelivery after a lost connection can bring back
 #: a whole prefetch window, 100 by default on RabbitMQ).
@@ -81,6 +85,7 @@ class ListenerSpec:
     def open(self) -> Listener:
         """Ask the driver for the listener."""
         driver = self.transport.driver
+        driver.ensure_open("listen")
         if self.target is not None:
             return driver.listen(self.target)
         return driver.listen_for_notifications(list(self.notification_targets), self.pool)
@@ -89,14 +94,21 @@ class ListenerSpec:
 class ListenerActor(DovecoteActor):
     """Polls its listener with a short timeout and re-sends itself a poll after
     each batch, so a stop request never waits behind a long blocking poll.
-    Polls only for as many messages as the server's credit allows."""
+    Polls only for as many messages as the server's credit allows; without
+    credit it keeps the driver's connection serviced (``keepalive``).
+
+    A listener that stops taking (removed, crashed, or its server stopping)
+    goes on servicing its connection until every message it took is finished,
+    then closes its driver listener and tells the dispatcher it is done: the
+    same drain whatever the reason.
+    """
 
     kind = "listener"
 
     def __init__(
         self, *, spec: ListenerSpec, dispatcher: pykka.ActorRef[Any], gate: CreditGate,
-        batch_size: int, batch_timeout: float | None, attempt: int = 0, delay: float = 0.0,
-        server_stopping: threading.Event, server: str,
+        batched: bool, batch_size: int, batch_timeout: float | None, attempt: int = 0,
+        delay: float = 0.0, server_stopping: threading.Event, server: str,
         track: Track = None,
     ) -> None:
         # Opened in the caller's thread, before the actor exists: when
@@ -108,17 +120,21 @@ class ListenerActor(DovecoteActor):
         self.spec = spec
         self.dispatcher = dispatcher
         self.gate = gate
+        self.batched = batched
         self.batch_size = max(1, batch_size)
-        self.batch_timeout = batch_timeout
+        self.batch_timeout = batch_timeout if batched else None
         self.attempt = attempt
         self.delay = delay
         self.server_stopping = server_stopping
         self.listener: Listener | None = listener
         self.origin = {"listener": spec.describe(), "transport": str(spec.transport.url)}
-        self._paused = False
+        self.inflight = InFlight()
         self.duplicates = 0
+        self._paused = False
+        self._done = False
         self._batch: list[IncomingMessage] = []
         self._batch_started = 0.0
+        self._started = time.monotonic()
 
     def on_start(self) -> None:
         super().on_start()
@@ -132,14 +148,16 @@ class ListenerActor(DovecoteActor):
             except Exception as exc:  # noqa: BLE001 - the server restarts us with backoff
                 self._crash(exc)
                 return
+        self._started = time.monotonic()
         self.log.info("listener.started", attempt=self.attempt)
         self.actor_ref.tell(POLL)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Poll):
-            self._poll()
-        elif isinstance(message, Finish):
-            self._finish()
+            if self._paused:
+                self._drain()
+            else:
+                self._poll()
         return None
 
     def _poll(self) -> None:
@@ -155,22 +173,26 @@ class ListenerActor(DovecoteActor):
         """One poll; ``False`` once the listener stopped polling (paused, crashed)."""
         if self._paused or self.listener is None:
             return False
-        want = (POLL_SIZE if self.batch_timeout is None
-                else self.batch_size - len(self._batch))
+        want = self.batch_size - len(self._batch) if self.batched else POLL_SIZE
         credit = self.gate.acquire(want, POLL_TIMEOUT)
         taken: list[IncomingMessage] = []
-        if credit:
-            timeout = POLL_TIMEOUT
-            if self._batch and self.batch_timeout is not None:
-                timeout = min(timeout, max(
-                    0.0, self._batch_started + self.batch_timeout - time.monotonic()))
-            try:
+        try:
+            # The application cleaned the transport up under a running server:
+            # crash (logged, restarted with backoff) rather than poll a closed one.
+            self.spec.transport.driver.ensure_open("keep listening")
+            if credit:
+                timeout = POLL_TIMEOUT
+                if self._batch and self.batch_timeout is not None:
+                    timeout = min(timeout, max(
+                        0.0, self._batch_started + self.batch_timeout - time.monotonic()))
                 taken = self.listener.poll(timeout, credit)
-            except Exception as exc:  # noqa: BLE001 - the server restarts us with backoff
-                self.gate.release(credit)
-                self._crash(exc)
-                return False
-            self.gate.release(credit - len(taken))
+            else:  # the server holds all it may: keep the connection alive meanwhile
+                self.listener.keepalive(0)
+        except Exception as exc:  # noqa: BLE001 - the server restarts us with backoff
+            self.gate.release(credit)
+            self._crash(exc)
+            return False
+        self.gate.release(credit - len(taken))
         if taken and self.spec.target is not None:
             taken = self._drop_repeats(taken)
         if taken:
@@ -202,47 +224,70 @@ class ListenerActor(DovecoteActor):
         return fresh
 
     def _batch_due(self) -> bool:
-        if len(self._batch) >= self.batch_size or self.batch_timeout is None:
+        if not self.batched or len(self._batch) >= self.batch_size:
             return True
+        if self.batch_timeout is None:
+            return False  # oslo.messaging's meaning: wait until batch_size arrived
         return time.monotonic() - self._batch_started >= self.batch_timeout
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
         self.handled += len(batch)
-        self.dispatcher.tell(Batch(batch))
+        self.inflight.add(len(batch))
+        tell(self.dispatcher, Batch(batch, self.inflight))
 
     def _crash(self, exc: Exception) -> None:
         self.failed += 1
-        self.log.error("listener.crashed", attempt=self.attempt, error=str(exc))
-        if self._batch:
-            self._flush()
-        self._paused = True
-        self.dispatcher.tell(ListenerCrashed(self.actor_ref, self.spec, self.attempt, str(exc)))
+        self.log.error("listener.crashed", attempt=self.attempt, error=describe(exc))
+        tell(self.dispatcher, ListenerCrashed(
+            self.actor_ref, self.spec, self.attempt, describe(exc),
+            time.monotonic() - self._started))
+        self._pause()
 
     def on_shutdown(self) -> None:
-        """Stop polling; hand over a partial batch; wait for ``Finish``."""
+        """Stop taking; finish what was taken (see :meth:`_drain`); then close."""
         self._pause()
 
     def _pause(self) -> None:
+        if self._paused:
+            return
         if self._batch:
             self._flush()
-        if not self._paused and self.listener is not None:
+        if self.listener is not None:
             try:
                 self.listener.stop()
             except Exception as exc:  # noqa: BLE001 - stopping anyway
-                self.log.warning("listener.stop_failed", error=str(exc))
+                self.log.warning("listener.stop_failed", error=describe(exc))
         self._paused = True
-        self.log.info("listener.paused")
-        self.dispatcher.tell(ListenerPaused(self.actor_ref))
+        self.log.info("listener.paused", in_flight=self.inflight.count)
+        self.actor_ref.tell(POLL)
 
-    def _finish(self) -> None:
+    def _drain(self) -> None:
+        """Paused: service the connection until everything taken is finished
+        (settlements still reach the broker), then close and say so (once)."""
+        if self._done:
+            return
+        if self.inflight.count > 0:
+            try:
+                if self.listener is None:
+                    _NEVER.wait(POLL_TIMEOUT)
+                else:
+                    self.listener.keepalive(POLL_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - the connection may be gone: wait
+                self.log.debug("listener.keepalive_failed", error=describe(exc))
+                _NEVER.wait(POLL_TIMEOUT)
+            if self.inflight.count > 0:
+                self.actor_ref.tell(POLL)
+                return
         if self.listener is not None:
             try:
                 self.listener.cleanup()
             except Exception as exc:  # noqa: BLE001 - stopping anyway
-                self.log.warning("listener.cleanup_failed", error=str(exc))
+                self.log.warning("listener.cleanup_failed", error=describe(exc))
             self.listener = None
+        self._done = True
         self.log.info("listener.stopped")
+        tell(self.dispatcher, ListenerDone(self.actor_ref))
         self.stop()
 
     def snapshot(self) -> dict[str, Any]:
@@ -250,4 +295,5 @@ class ListenerActor(DovecoteActor):
         record["target"] = self.spec.describe()
         record["transport"] = str(self.spec.transport.url)
         record["duplicates"] = self.duplicates
+        record["in_flight"] = self.inflight.count
         return record

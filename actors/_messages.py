@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pykka
 
-    from dovecote._handling import Job
     from dovecote.drivers.base import IncomingMessage
 
+    from ._flow import InFlight
     from ._listener import ListenerSpec
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Poll:
-    """A listener's note to itself: poll once more."""
+    """A listener's note to itself: poll once more (or, drained, keep its
+    connection serviced while what it took is finished)."""
 
 
 POLL = Poll()
@@ -24,9 +25,11 @@ POLL = Poll()
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Batch:
-    """Messages a listener took, for the dispatcher."""
+    """Messages a listener took, for the dispatcher; ``source`` counts them
+    until they are finished, so the listener knows when it may close."""
 
     messages: list[IncomingMessage]
+    source: InFlight
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,15 +41,17 @@ class Completed:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Jobs:
-    """Work for a worker."""
+class Work:
+    """Wakes an idle worker: jobs wait in the shared queue."""
 
-    jobs: list[Job]
+
+WORK = Work()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkerIdle:
-    """A worker finished its jobs: how many messages, how many failed."""
+    """A worker found the shared queue empty: how many messages it finished
+    since it was woken, and how many of them failed."""
 
     worker: pykka.ActorRef[Any]
     count: int
@@ -70,27 +75,22 @@ class RemoveListener:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ListenerCrashed:
-    """A listener's driver failed beyond its own retries."""
+    """A listener's driver failed beyond its own retries; it stops taking and
+    drains, and ``healthy_for`` says how long it had run well."""
 
     listener: pykka.ActorRef[Any]
     spec: ListenerSpec
     attempt: int
     error: str
+    healthy_for: float
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ListenerPaused:
-    """A listener stopped polling (after ``Shutdown``) and waits for ``Finish``."""
+class ListenerDone:
+    """A listener stopped taking, everything it took is finished, and its
+    driver listener is closed: it is gone."""
 
     listener: pykka.ActorRef[Any]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Finish:
-    """Everything a listener took is settled: clean up and stop."""
-
-
-FINISH = Finish()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -13,7 +14,7 @@ import structlog
 
 from dovecote._endpoints import all_refs
 
-from ._base import SHUTDOWN, DovecoteActor, mailbox_depth
+from ._base import DovecoteActor, mailbox_depth, tell
 from ._dispatcher import DispatcherActor
 from ._flow import CreditGate
 from ._heartbeat import HeartbeatTimer
@@ -30,6 +31,32 @@ __all__ = ["EXECUTORS", "MessageHandlingServer"]
 
 EXECUTORS = ("blocking", "threading")
 log = structlog.get_logger("dovecote.actors")
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(server: MessageHandlingServer) -> Iterator[threading.Event]:
+    """While a blocking server runs in the main thread and Python's own SIGINT
+    handler is in place (the application installed none), the first Ctrl+C asks
+    the server to stop gracefully and the second raises ``KeyboardInterrupt`` at
+    once. The event is set once Ctrl+C was pressed."""
+    interrupted = threading.Event()
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield interrupted
+        return
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        if interrupted.is_set():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        interrupted.set()
+        server.stop()  # safe in a signal handler: a reentrant queue put
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class MessageHandlingServer:
@@ -107,14 +134,14 @@ class MessageHandlingServer:
     def _start_listener(self, spec: ListenerSpec) -> None:
         assert self._dispatcher is not None
         ref = self._spawn_listener(spec, 0, 0.0)
-        self._dispatcher.tell(ListenerAdded(ref, spec))
+        tell(self._dispatcher, ListenerAdded(ref, spec))
 
     def remove_listener(self, spec: ListenerSpec) -> None:
         """Stop listening on what :meth:`listen` added."""
         with self._lock:
             self._specs.remove(spec)
             if self._dispatcher is not None:
-                self._dispatcher.tell(RemoveListener(spec))
+                tell(self._dispatcher, RemoveListener(spec))
 
     def _spawn_listener(self, spec: ListenerSpec, attempt: int, delay: float) -> pykka.ActorRef[
         Any
@@ -122,9 +149,9 @@ class MessageHandlingServer:
         assert self._dispatcher is not None
         return ListenerActor.start(
             spec=spec, dispatcher=self._dispatcher, gate=self._gate,
-            batch_size=self.handler.batch_size, batch_timeout=self.handler.batch_timeout,
-            attempt=attempt, delay=delay, server_stopping=self._stopping, server=self.name,
-            track=self._track,
+            batched=self.handler.batched, batch_size=self.handler.batch_size,
+            batch_timeout=self.handler.batch_timeout, attempt=attempt, delay=delay,
+            server_stopping=self._stopping, server=self.name, track=self._track,
         )
 
     def _track(self, actor: DovecoteActor) -> None:
@@ -151,8 +178,8 @@ class MessageHandlingServer:
             dispatcher = holder[0]
             if not blocking:
                 dispatcher.add_workers([
-                    WorkerActor.start(dispatcher=self._dispatcher, server=self.name,
-                                      track=self._track)
+                    WorkerActor.start(dispatcher=self._dispatcher, jobs=dispatcher.pending,
+                                      gate=self._gate, server=self.name, track=self._track)
                     for _ in range(self.max_workers)
                 ])
             error: BaseException | None = None
@@ -173,10 +200,28 @@ class MessageHandlingServer:
         log.info("server.started", server=self.name, executor=self.executor,
                  listeners=len(self._specs))
         if blocking:
-            dispatcher.run_here()
-            if not dispatcher.stopping:  # interrupted (e.g. KeyboardInterrupt in pykka's loop)
-                log.warning("server.interrupted", server=self.name)
-                self._abandon()
+            self._run_blocking(dispatcher)
+
+    def _run_blocking(self, dispatcher: DispatcherActor) -> None:
+        """Run the dispatcher's loop here until the server stopped. Ctrl+C stops
+        it gracefully, then ``KeyboardInterrupt`` is raised from ``start()``."""
+        with _ctrl_c_stops(self) as interrupted:
+            try:
+                dispatcher.run_here()
+            except KeyboardInterrupt:
+                if interrupted.is_set():  # a second Ctrl+C while stopping: give up
+                    self._abandon(dispatcher)
+                else:  # raised by a handler of the application's: stop gracefully
+                    interrupted.set()
+                    self.stop()
+                    try:
+                        dispatcher.run_here(resume=True)  # finish what was taken
+                    except KeyboardInterrupt:
+                        self._abandon(dispatcher)
+        if interrupted.is_set():
+            log.warning("server.interrupted", server=self.name,
+                        note="stopped by Ctrl+C; KeyboardInterrupt raised from start()")
+            raise KeyboardInterrupt
 
     def stop(self) -> None:
         """Ask the server to stop: listeners first, then in-flight work
@@ -206,6 +251,12 @@ class MessageHandlingServer:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not actor.actor_stopped.wait(remaining):
                 return False
+            if isinstance(actor, DispatcherActor) and actor.in_caller_thread:
+                # The blocking executor: its loop ran in a thread of the
+                # application's, which goes on; wait for the loop, not the thread.
+                if not actor.loop_done.wait(remaining):
+                    return False
+                continue
             thread = actor.thread
             if thread is not None and thread is not threading.current_thread():
                 thread.join(remaining)
@@ -222,14 +273,13 @@ class MessageHandlingServer:
             self._dispatcher = None
         self._stopped.set()
 
-    def _abandon(self) -> None:
-        """Stop every actor without draining (the dispatcher loop is gone)."""
-        with self._lock:
-            actors = list(self._actors)
-        for actor in actors:
-            if actor.actor_ref.is_alive() and not isinstance(actor, DispatcherActor):
-                actor.actor_ref.tell(SHUTDOWN)
-        self._on_dispatcher_stopped()
+    def _abandon(self, dispatcher: DispatcherActor) -> None:
+        """The blocking executor's loop cannot run any more: stop without
+        finishing what was taken (requests already acknowledged are lost, and
+        logged; notifications go back to the broker unacknowledged)."""
+        log.error("server.abandoned", server=self.name, in_flight=dispatcher.outstanding)
+        dispatcher.abandon()
+        self._ready.clear()
 
     # -- introspection ------------------------------------------------------------
     def actors(self) -> list[dict[str, Any]]:

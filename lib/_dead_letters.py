@@ -32,6 +32,7 @@ def _drain(
     handle: Any,
 ) -> int:
     queue = f"{topic}.{priority.lower()}.dead"
+    transport.driver.ensure_open("read dead letters")
     listener = transport.driver.listen_dead_letters(queue)
     done = 0
     deadline = time.monotonic() + timeout

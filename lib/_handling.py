@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pykka
+
     from .drivers.base import IncomingMessage
 
 __all__ = [
@@ -75,31 +77,41 @@ Done = Callable[[int, bool], None]
 
 
 class Job:
-    """A unit of work: ``run()`` settles ``count`` messages and says if all went well."""
+    """A unit of work: ``run()`` settles ``count`` messages and says if all
+    went well. ``source`` (set by the runtime) is told when they are finished."""
 
-    __slots__ = ("count", "run")
+    __slots__ = ("count", "run", "source")
 
     def __init__(self, run: Callable[[], bool], count: int = 1) -> None:
         self.run = run
         self.count = count
+        self.source: Any = None
 
 
 class HeartbeatScheduler(abc.ABC):
-    """Sends call-monitor heartbeats for calls while they run."""
+    """Sends call-monitor heartbeats for calls while they run, and watches
+    endpoint actors that hold requests."""
 
     @abc.abstractmethod
     def track(self, incoming: IncomingMessage, interval: float) -> object:
         """Heartbeat ``incoming`` every ``interval`` seconds; returns a token."""
 
     @abc.abstractmethod
+    def watch(self, ref: pykka.ActorRef[Any], on_gone: Callable[[], None]) -> object:
+        """Call ``on_gone`` (once) if the actor behind ``ref`` stops; returns a token."""
+
+    @abc.abstractmethod
     def untrack(self, token: object) -> None:
-        """Stop the heartbeats of ``token``."""
+        """Stop the heartbeats or the watch of ``token``."""
 
 
 class Handler(abc.ABC):
     """Turns incoming messages into jobs."""
 
-    #: How many messages a listener should gather into one batch, and how long.
+    #: Whether endpoints get batches: then a listener gathers up to
+    #: ``batch_size`` messages, handing them over after ``batch_timeout``
+    #: seconds at the latest (``None``: only once ``batch_size`` arrived).
+    batched: bool = False
     batch_size: int = 1
     batch_timeout: float | None = None
     #: ``"rpc"`` or ``"notification"``: the listener asks the driver accordingly.

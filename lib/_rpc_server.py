@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import pykka
 import structlog
 
 from . import _wire
@@ -162,12 +164,23 @@ class RPCHandler(Handler):
             stage[0] = "endpoint"
             return route.invoke(actor)
 
+        claimed = threading.Lock()  # finished once: by the actor, or by the watch
+
         def finished(result: Any, exc: BaseException | None) -> None:
+            if not claimed.acquire(blocking=False):
+                return
+            self.heartbeats.untrack(watch)
             where = stage[0] if stage else "endpoint"
             done(1, self._guarded(call, lambda: self._finish(
                 call, result, exc, logger, stage=where)))
 
+        def gone() -> None:  # pykka drops what waits in a stopped actor's mailbox
+            finished(None, pykka.ActorDeadError(
+                f"endpoint actor {ref.actor_class.__name__} ({ref.actor_urn}) stopped "
+                "before it handled the request"))
+
         call.token = self._watch(call.incoming)
+        watch = self.heartbeats.watch(ref, gone)
         try:
             run_in_actor(ref, work, finished)
         except Exception as exc:  # noqa: BLE001 - the actor is gone: answer the caller

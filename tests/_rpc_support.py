@@ -173,13 +173,14 @@ class QueueProbe(_Closing):
     """Reads queue depths at the broker: the memory broker's count, or a
     passive declare on RabbitMQ over one connection kept for the probe's life."""
 
-    def __init__(self, transport: dovecote.Transport) -> None:
+    def __init__(self, transport: dovecote.Transport, *, vhost: str = "/") -> None:
         self.transport = transport
         self._conn: Any = None
         if kind_of(transport) != "memory":
             import amqp
 
-            self._conn = amqp.Connection(host=BROKER_HOST, userid="guest", password="guest")
+            self._conn = amqp.Connection(host=BROKER_HOST, userid="guest", password="guest",
+                                         virtual_host=vhost)
             self._conn.connect()
             self._channel = self._conn.channel()
 
@@ -201,7 +202,7 @@ def queue_depth(transport: dovecote.Transport, queue: str) -> int:
         return probe.depth(queue)
 
 
-def delete_queues(transport: dovecote.Transport | str, *names: str) -> None:
+def delete_queues(transport: dovecote.Transport | str, *names: str, vhost: str = "/") -> None:
     """Remove queues a test left on RabbitMQ (no-op on memory); ``transport``
     may be a transport or its URL."""
     url = transport if isinstance(transport, str) else str(transport.url)
@@ -209,7 +210,8 @@ def delete_queues(transport: dovecote.Transport | str, *names: str) -> None:
         return
     import amqp
 
-    conn = amqp.Connection(host=BROKER_HOST, userid="guest", password="guest")
+    conn = amqp.Connection(host=BROKER_HOST, userid="guest", password="guest",
+                           virtual_host=vhost)
     conn.connect()
     try:
         for name in names:

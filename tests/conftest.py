@@ -108,3 +108,27 @@ def no_deaths(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture)
                if record.name.startswith("pykka") and record.levelno >= logging.ERROR]
     assert not died, f"threads died: {died}"
     assert not crashes, f"pykka actors crashed: {crashes}"
+
+
+#: A vhost of the tests' own, so dropping its connections disturbs no other test.
+DROP_VHOST = "dovecote_drops"
+
+
+def rabbitmqctl(*args: str, timeout: float = 60) -> None:
+    """Run ``rabbitmqctl`` (a failure raises)."""
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def drop_vhost(rabbitmq: str) -> str:
+    """The vhost whose connections fault tests drop (``close_all_connections --vhost``)."""
+    subprocess.run(["rabbitmqctl", "add_vhost", DROP_VHOST], capture_output=True, check=False,
+                   timeout=60)
+    rabbitmqctl("set_permissions", "-p", DROP_VHOST, "guest", ".*", ".*", ".*")
+    return DROP_VHOST
+
+
+def broker_back() -> None:
+    """Start the broker's app (a no-op when it runs) and wait until it serves."""
+    rabbitmqctl("start_app")
+    rabbitmqctl("await_startup")

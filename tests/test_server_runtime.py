@@ -403,6 +403,12 @@ class FaultyDriver(MemoryDriver):
     def listen(self, target: Target) -> Listener:
         return _FaultyListener(super().listen(target), self.broker.name)
 
+    def listen_for_notifications(
+        self, targets_and_priorities: Any, pool: str | None,
+    ) -> Listener:
+        return _FaultyListener(super().listen_for_notifications(targets_and_priorities, pool),
+                               self.broker.name)
+
 
 class _FaultyListener(Listener):
     def __init__(self, inner: Listener, name: str) -> None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import heapq
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _wire
-from .._errors import MessagingTimeout
+from .._errors import MessageDeliveryFailure, MessagingTimeout
 from ._decoding import MAX_ID_LENGTH, decode_reply
 
 if TYPE_CHECKING:
@@ -32,12 +33,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CALL_MONITOR_RANGE",
+    "SERVER_RETRIES",
     "Driver",
     "IncomingMessage",
     "Listener",
     "PendingReply",
     "UnsendableReply",
 ]
+
+#: How many times a driver retries what a server publishes about a message it
+#: took (a reply, a heartbeat, a requeue, a dead letter) unless the transport
+#: sets ``max_retries``: bounded, so a server can stop during a broker outage
+#: (what could not be requeued is left unsettled, and the broker redelivers it).
+SERVER_RETRIES = 3
 
 #: The call-monitor timeouts (``_timeout``, seconds) a server honours; anything
 #: else (not a number, infinite, 1e12, 1e-9) is logged and treated as absent.
@@ -58,7 +66,7 @@ class PendingReply:
     made per request and a ``Condition`` costs several times more to build.
     """
 
-    __slots__ = ("_deadline", "_last_sign", "_reply", "_signal", "call_monitor_timeout",
+    __slots__ = ("_last_sign", "_reply", "_signal", "call_monitor_timeout", "deadline",
                  "msg_id", "timeout")
 
     def __init__(
@@ -72,7 +80,7 @@ class PendingReply:
         self._signal = threading.Lock()
         self._signal.acquire()  # released (once) by each delivery to wake the waiter
         now = time.monotonic()
-        self._deadline = None if timeout is None else now + timeout
+        self.deadline = None if timeout is None else now + timeout
         self._last_sign = now
 
     def sent(self) -> None:
@@ -103,7 +111,7 @@ class PendingReply:
                 self._last_sign + self.call_monitor_timeout if self.call_monitor_timeout
                 else None
             )
-            if self._deadline is not None and now >= self._deadline:
+            if self.deadline is not None and now >= self.deadline:
                 raise MessagingTimeout(
                     f"Timed out waiting for a reply to message ID {self.msg_id}: "
                     f"no reply within {self.timeout}s"
@@ -115,7 +123,7 @@ class PendingReply:
                 )
             if give_up is not None and now >= give_up:
                 return None
-            limit = min(t for t in (self._deadline, monitor, give_up, now + 3600.0)
+            limit = min(t for t in (self.deadline, monitor, give_up, now + 3600.0)
                         if t is not None)
             self._signal.acquire(timeout=limit - now)
         return self._reply
@@ -232,8 +240,19 @@ class Listener(abc.ABC):
         """Return up to ``max_messages`` messages, waiting at most ``timeout``
         seconds for the first one; an empty list when none came."""
 
+    def keepalive(self, timeout: float) -> None:
+        """Keep the connection serviced for up to ``timeout`` seconds (0: do what
+        is due and return) without taking messages: heartbeats, settlements
+        queued from other threads, noticing a lost connection. The server calls
+        it while it has no credit to poll with, and while a stopping listener
+        waits for what it took to be finished. A driver with nothing to service
+        just waits (the default)."""
+        if timeout > 0:
+            threading.Event().wait(timeout)
+
     def stop(self) -> None:  # noqa: B027 - optional hook
-        """Stop taking new messages (those already taken may still be settled)."""
+        """Stop taking new messages (those already taken may still be settled,
+        and :meth:`keepalive` still services the connection)."""
 
     @abc.abstractmethod
     def cleanup(self) -> None:
@@ -257,10 +276,28 @@ class Driver(abc.ABC):
         self.options: dict[str, Any] = dict(url.query)
         self.options.update(options or {})
         self._pending: dict[str, PendingReply] = {}
+        self._expiry: list[tuple[float, str]] = []  # (deadline, msg_id), a heap
+        self._expiry_lock = threading.Lock()
+        #: Set by :meth:`cleanup`: the transport cannot be used any more.
+        self.closed = False
+
+    def ensure_open(self, doing: str) -> None:
+        """Raise :class:`MessageDeliveryFailure` once the transport was cleaned up."""
+        if self.closed:
+            msg = f"Transport {self.url} was cleaned up: create a new transport to {doing}"
+            raise MessageDeliveryFailure(msg)
 
     def expect_reply(self, reply: PendingReply) -> None:
-        """Route replies for ``reply.msg_id`` to ``reply`` (called before ``send``)."""
+        """Route replies for ``reply.msg_id`` to ``reply`` (called before ``send``).
+        A call whose caller never collects its answer (a ``call_async`` future
+        never read) is forgotten once its timeout has passed."""
         self._pending[reply.msg_id] = reply
+        now = time.monotonic()
+        with self._expiry_lock:
+            if reply.deadline is not None:
+                heapq.heappush(self._expiry, (reply.deadline, reply.msg_id))
+            while self._expiry and self._expiry[0][0] < now:
+                self._pending.pop(heapq.heappop(self._expiry)[1], None)
 
     def forget(self, reply: PendingReply) -> None:
         """Stop routing replies for ``reply``: the caller has its answer or gave up."""

@@ -58,6 +58,8 @@ class MemoryBroker:
         self._bindings: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
         self._fanout: dict[str, set[str]] = collections.defaultdict(set)
         self._reply_handlers: dict[str, Callable[[str | bytes], None]] = {}
+        #: Listeners consuming each queue: competing consumers share what waits.
+        self._consumers: collections.Counter[str] = collections.Counter()
         self._waiting = 0  # receivers blocked in take(): publishing wakes only if any
 
     # -- declarations ---------------------------------------------------------
@@ -177,11 +179,28 @@ class MemoryBroker:
                 finally:
                     self._waiting -= 1
 
+    def consume(self, queues: Sequence[str], *, add: bool) -> None:
+        """Count a listener in (or out) as a consumer of ``queues``."""
+        with self._cond:
+            for queue in queues:
+                self._consumers[queue] += 1 if add else -1
+                if self._consumers[queue] <= 0:
+                    del self._consumers[queue]
+
     def _take_ready(self, queues: Sequence[str]) -> Iterator[tuple[str, StoredMessage]]:
+        """Round-robin over ``queues``. Of a queue several listeners consume, one
+        take gets its share only (what waits, divided by the consumers, rounded
+        up), as a broker spreads a burst over competing consumers."""
         now = time.monotonic()
-        live = [(name, self._queues[name]) for name in queues if self._queues.get(name)]
+        live: list[list[Any]] = []
+        for name in queues:
+            found = self._queues.get(name)
+            if found:
+                share = self._consumers.get(name, 1)
+                live.append([name, found, -(-len(found) // share) if share > 1 else len(found)])
         while live:
-            for name, found in list(live):
+            for entry in list(live):
+                name, found, _ = entry
                 stored = None
                 while found:
                     candidate = found.popleft()
@@ -190,8 +209,9 @@ class MemoryBroker:
                         break
                 if stored is not None:
                     yield name, stored
-                if not found:
-                    live.remove((name, found))
+                    entry[2] -= 1
+                if not found or entry[2] <= 0:
+                    live.remove(entry)
 
     def wake(self) -> None:
         """Wake every waiting receiver (a listener is stopping)."""
@@ -267,7 +287,9 @@ class MemoryListener(Listener):
         self._auto_delete = tuple(auto_delete)
         self._notifications = notifications
         self._stopped = threading.Event()
+        self._closed = False
         self.unsettled: dict[int, MemoryIncomingMessage] = {}
+        broker.consume(self.queues, add=True)
 
     def poll(self, timeout: float, max_messages: int) -> list[IncomingMessage]:
         taken = self.broker.take(self.queues, max_messages, timeout, self._stopped)
@@ -288,6 +310,10 @@ class MemoryListener(Listener):
 
     def cleanup(self) -> None:
         self.stop()
+        if self._closed:
+            return
+        self._closed = True
+        self.broker.consume(self.queues, add=False)
         for incoming in list(self.unsettled.values()):
             incoming.requeue()
         for queue in self._auto_delete:
@@ -316,6 +342,7 @@ class MemoryDriver(Driver):
         transport_options: Mapping[str, Any] | None = None,
     ) -> None:
         del retry  # an in-process broker is always reachable
+        self.ensure_open("send")
         msg_id = reply.msg_id if reply is not None else None
         packed = _wire.pack_request(
             ctxt, message, msg_id=msg_id, reply_q=self._reply_q if reply else None,
@@ -338,6 +365,7 @@ class MemoryDriver(Driver):
         version: float, retry: int | None = None,
     ) -> None:
         del retry
+        self.ensure_open("send")
         packed = _wire.pack_request(ctxt, message)
         packed.pop("_unique_id", None)
         body = _wire.encode_envelope(packed) if version >= 2.0 else _wire.dumps(packed)
@@ -378,5 +406,6 @@ class MemoryDriver(Driver):
         return MemoryListener(self.broker, [queue], notifications=True)
 
     def cleanup(self) -> None:
+        self.closed = True
         self.broker.set_reply_handler(self._reply_q, None)
         self._pending.clear()

@@ -59,11 +59,13 @@ class Binding:
 @dataclasses.dataclass(frozen=True)
 class QueueSpec:
     """A queue to declare before attaching; ``expires`` (seconds) makes it
-    vanish when unused, for per-listener and per-driver queues."""
+    vanish when unused, for per-listener and per-driver queues; a ``durable``
+    one outlives a broker restart."""
 
     name: str
     bindings: tuple[Binding, ...] = ()
     expires: float | None = None
+    durable: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +86,11 @@ class AddressPlan:
     #: Whether a notification pool can be expressed.
     supports_pools = True
 
-    def __init__(self, *, queue_expires: float = 1800.0) -> None:
+    def __init__(self, *, queue_expires: float = 1800.0, durable: bool = False) -> None:
         self.queue_expires = queue_expires
+        #: ``amqp_durable_queues``: topic, server and notification queues (and
+        #: their exchanges) outlive a broker restart, as on ``rabbit://``.
+        self.durable = durable
 
     # -- sending -------------------------------------------------------------
     def topic(self, exchange: str, topic: str, server: str | None) -> Destination:
@@ -118,7 +123,8 @@ class AddressPlan:
     def topic_source(self, exchange: str, topic: str, server: str | None) -> Source:
         """The queue shared by every server of ``topic`` (or of ``topic.server``)."""
         key = f"{topic}.{server}" if server else topic
-        return self._source(QueueSpec(key, (Binding(exchange, "topic", key),)))
+        return self._source(QueueSpec(key, (Binding(exchange, "topic", key),),
+                                      durable=self.durable))
 
     def fanout_source(self, topic: str, unique: str) -> Source:
         """One listener's own copy of the fanout casts to ``topic``."""
@@ -137,15 +143,16 @@ class AddressPlan:
         pool queue bound to every key."""
         if pool:
             bindings = tuple(Binding(exchange, "topic", key) for exchange, key in keys)
-            return [self._source(QueueSpec(pool, bindings))]
+            return [self._source(QueueSpec(pool, bindings, durable=self.durable))]
         merged: dict[str, list[Binding]] = {}
         for exchange, key in keys:
             merged.setdefault(key, []).append(Binding(exchange, "topic", key))
-        return [self._source(QueueSpec(key, tuple(b))) for key, b in merged.items()]
+        return [self._source(QueueSpec(key, tuple(b), durable=self.durable))
+                for key, b in merged.items()]
 
     def dead_letter_source(self, name: str) -> Source:
         """A dead-letter queue, to read back what was parked there."""
-        return self._source(QueueSpec(name))
+        return self._source(QueueSpec(name, durable=True))
 
     def requeue_to(self, source: Source) -> Destination:
         """Where a requeued message is republished: back to its own queue."""
@@ -156,7 +163,7 @@ class AddressPlan:
         """Where a message a listener gave up on is parked: ``<routing key>.dead``
         (the routing key is the subject), else ``<queue>.dead``."""
         assert source.queue is not None
-        spec = QueueSpec(f"{subject or source.queue.name}.dead")
+        spec = QueueSpec(f"{subject or source.queue.name}.dead", durable=True)
         return self.queue(spec.name), spec
 
 
@@ -221,11 +228,11 @@ PLANS: dict[str, type[AddressPlan]] = {
 }
 
 
-def plan_named(name: str, *, queue_expires: float = 1800.0) -> AddressPlan:
+def plan_named(name: str, *, queue_expires: float = 1800.0, durable: bool = False) -> AddressPlan:
     """The plan for the ``addressing`` option; ``ValueError`` names the choices."""
     try:
         cls = PLANS[name.lower()]
     except KeyError:
         msg = f"addressing={name!r} is not one of {', '.join(sorted(PLANS))}"
         raise ValueError(msg) from None
-    return cls(queue_expires=queue_expires)
+    return cls(queue_expires=queue_expires, durable=durable)

@@ -18,7 +18,7 @@ from typing import Any
 import amqp
 import amqp.exceptions
 import structlog
-from proton import Message, ProtonException
+from proton import Delivery, Endpoint, Link, Message, ProtonException
 from proton.handlers import MessagingHandler
 from proton.utils import BlockingConnection, BlockingSender, SendException
 
@@ -26,7 +26,17 @@ from ..._errors import MessageDeliveryFailure
 from ..._url import TransportHost, TransportURL, mask_password
 from ._address import Binding, Destination, QueueSpec
 
-__all__ = ["TRANSIENT_ERRORS", "Backoff", "HostRing", "Inbox", "SendChannel", "Topology"]
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "Backoff",
+    "HostRing",
+    "Inbox",
+    "SendChannel",
+    "Topology",
+    "check_open",
+    "close_quietly",
+    "ended",
+]
 
 #: What a dropped connection, a refused attach or a missing broker raises.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -120,11 +130,47 @@ def connect(
 
 
 def close_quietly(conn: BlockingConnection | None) -> None:
-    """Close ``conn``, ignoring what a dead connection raises on the way out."""
+    """Close ``conn``, ignoring what a dead connection raises on the way out.
+
+    Call it from the thread that owns ``conn``, after dropping every delivery
+    and link of it: Proton frees a connection's objects on close, and is not
+    thread-safe, so no wrapper of them may be released later elsewhere."""
     if conn is None:
         return
     with contextlib.suppress(Exception):  # Proton's teardown on a broken socket
         conn.close()
+
+
+def ended(link: Any) -> str | None:
+    """Why the broker ended ``link`` or its session, or ``None`` while both
+    live. RabbitMQ's plugin ends the sessions (and keeps the connection) when
+    its internal connections are closed, as ``rabbitmqctl close_all_connections``
+    does: the links are dead though the connection still heartbeats."""
+    for endpoint in (link, link.session):
+        if endpoint.state & Endpoint.REMOTE_CLOSED:
+            condition = endpoint.remote_condition
+            return mask_password(f"the broker ended the {type(endpoint).__name__.lower()} "
+                                 f"({condition or 'no reason given'})")
+    return None
+
+
+def check_open(conn: BlockingConnection, inbox: Inbox, links: Iterable[Any] = ()) -> None:
+    """Raise ``ConnectionError`` if the broker closed ``conn``, ended one of
+    ``links`` or their sessions, or the socket is gone: Proton notes that, but a
+    ``wait`` that ends on its condition or timeout does not always say so."""
+    if inbox.failure is not None:
+        raise ConnectionError(inbox.failure)
+    for link in links:
+        why = ended(link)
+        if why is not None:
+            raise ConnectionError(why)
+    if conn.disconnected:
+        raise ConnectionError(f"disconnected: {mask_password(str(conn.disconnected))}")
+    endpoint = conn.conn
+    if endpoint is None or endpoint.state & Endpoint.REMOTE_CLOSED:
+        condition = endpoint.remote_condition if endpoint is not None else None
+        raise ConnectionError(mask_password(
+            f"the broker closed the connection ({condition or 'no reason given'})"))
 
 
 class Inbox(MessagingHandler):
@@ -132,11 +178,13 @@ class Inbox(MessagingHandler):
 
     ``prefetch=0`` turns off Proton's automatic credit top-up: the owner grants
     credit itself, so no more than that many messages ever leave the broker.
+    It holds no reference to its connection (links keep their handler), so no
+    cycle keeps Proton objects alive for the garbage collector to free later,
+    in another thread.
     """
 
-    def __init__(self, conn: BlockingConnection) -> None:
+    def __init__(self) -> None:
         super().__init__(prefetch=0, auto_accept=False, auto_settle=False)
-        self.conn = conn
         self.items: list[tuple[Any, Message, Any]] = []
         #: Why the broker closed one of the links, once it has.
         self.failure: str | None = None
@@ -147,12 +195,12 @@ class Inbox(MessagingHandler):
         condition = event.link.remote_condition
         self.failure = mask_password(str(condition) if condition else "link closed by the broker")
         event.link.close()
-        self.conn.container.yield_()
+        event.container.yield_()
 
     def on_message(self, event: Any) -> None:
         """Queue the message with its link and delivery, and wake the wait loop."""
         self.items.append((event.link, event.message, event.delivery))
-        self.conn.container.yield_()
+        event.container.yield_()
 
 
 class Topology:
@@ -165,7 +213,10 @@ class Topology:
     accepted as long as the object exists.
     """
 
-    def __init__(self, ring: HostRing, *, virtual_host: str, timeout: float) -> None:
+    def __init__(
+        self, ring: HostRing, *, virtual_host: str, timeout: float, durable: bool = False,
+    ) -> None:
+        self._durable = durable  # topic exchanges, as amqp_durable_queues makes them
         self._ring = ring
         self._vhost = virtual_host
         self._timeout = timeout
@@ -207,7 +258,8 @@ class Topology:
             return
         self._tolerant(
             lambda ch: ch.exchange_declare(
-                binding.exchange, binding.exchange_type, durable=False,
+                binding.exchange, binding.exchange_type,
+                durable=self._durable and binding.exchange_type == "topic",
                 auto_delete=binding.exchange_type == "fanout",
             ),
             lambda ch: ch.exchange_declare(binding.exchange, binding.exchange_type, passive=True),
@@ -234,7 +286,7 @@ class Topology:
             return
         arguments = {"x-expires": int(spec.expires * 1000)} if spec.expires else None
         self._tolerant(
-            lambda ch: ch.queue_declare(spec.name, durable=False, auto_delete=False,
+            lambda ch: ch.queue_declare(spec.name, durable=spec.durable, auto_delete=False,
                                         arguments=arguments),
             lambda ch: ch.queue_declare(spec.name, passive=True),
         )
@@ -355,7 +407,7 @@ class SendChannel:
                 _, old = self._senders.popitem()
                 old.close()  # type: ignore[no-untyped-call]
             sender = self._senders[address] = self._conn.create_sender(address)
-        sender.send(message, timeout=self._send_timeout)
+        _send(self._conn, sender.link, message, timeout=self._send_timeout)
 
     def _reset(self) -> None:
         with self._lock:
@@ -371,6 +423,30 @@ class SendChannel:
             conn, self._conn = self._conn, None
             self._senders.clear()
         close_quietly(conn)
+
+
+def _send(conn: BlockingConnection, link: Any, message: Message, *, timeout: float) -> None:
+    """Send ``message`` on ``link`` and wait until the broker settles it; like
+    Proton's ``BlockingSender.send``, but a link or session the broker ended
+    fails at once (``ConnectionError``: reconnect and send again) instead of
+    waiting out ``timeout``."""
+    why = ended(link)
+    if why is not None:
+        raise ConnectionError(why)
+    delivery = link.send(message)
+    conn.wait(lambda: delivery.settled or delivery.remote_state in _FINAL
+              or ended(link) is not None, timeout=timeout, msg=f"Sending on {link.name}")
+    why = ended(link)
+    if why is not None and not (delivery.settled or delivery.remote_state in _FINAL):
+        raise ConnectionError(why)
+    if link.snd_settle_mode != Link.SND_SETTLED:
+        delivery.settle()
+    if delivery.remote_state in (Delivery.REJECTED, Delivery.RELEASED):
+        raise SendException(delivery.remote_state)
+
+
+#: Delivery states that end a send.
+_FINAL = frozenset({Delivery.ACCEPTED, Delivery.REJECTED, Delivery.RELEASED, Delivery.MODIFIED})
 
 
 def logger(url: TransportURL, **bound: Any) -> Any:

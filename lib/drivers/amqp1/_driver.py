@@ -36,6 +36,7 @@ Options (URL query or ``get_transport`` keywords): ``addressing``,
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ from proton.utils import BlockingConnection
 
 from ... import _wire
 from ..._errors import InvalidTransportURL
+from .._options import as_bool
 from ..base import Driver, Listener, PendingReply
 from ._address import AddressPlan, Binding, QueueSpec, plan_named
 from ._connection import (
@@ -53,6 +55,7 @@ from ._connection import (
     Inbox,
     SendChannel,
     Topology,
+    check_open,
     close_quietly,
     connect,
     describe,
@@ -64,7 +67,10 @@ if TYPE_CHECKING:
     from ..._target import Target
     from ..._url import TransportURL
 
-__all__ = ["Amqp1Driver"]
+__all__ = ["RABBITMQ_MIN_HEARTBEAT", "Amqp1Driver"]
+
+#: The shortest ``heartbeat`` (seconds) RabbitMQ's AMQP 1.0 plugin can keep.
+RABBITMQ_MIN_HEARTBEAT = 2.0
 
 
 class _ReplyReceiver(threading.Thread):
@@ -86,7 +92,7 @@ class _ReplyReceiver(threading.Thread):
             try:
                 driver.declare(queues=[source.queue] if source.queue else [])
                 conn = driver.open_connection()
-                inbox = Inbox(conn)
+                inbox = Inbox()
                 # Keep the BlockingReceiver: its __del__ unhooks the handler.
                 receiver = conn.create_receiver(source.address, credit=0, handler=inbox)
                 self.ready.set()
@@ -107,12 +113,9 @@ class _ReplyReceiver(threading.Thread):
         while not self._stopped.is_set():
             if link.credit < self.driver.prefetch:
                 link.flow(self.driver.prefetch - link.credit)
-            try:
+            with contextlib.suppress(Timeout):  # nothing came in 0.2 s: look again
                 conn.wait(lambda: bool(inbox.items) or inbox.failure is not None, timeout=0.2)
-            except Timeout:
-                continue
-            if inbox.failure is not None:
-                raise ConnectionError(inbox.failure)
+            check_open(conn, inbox, (link,))
             items, inbox.items = inbox.items, []
             for _link, raw, delivery in items:
                 delivery.update(Delivery.ACCEPTED)
@@ -138,6 +141,8 @@ class Amqp1Driver(Driver):
             self.plan: AddressPlan = plan_named(
                 str(self.options.get("addressing", "rabbitmq")),
                 queue_expires=self._float("queue_expires", 1800.0),
+                durable=as_bool(url, "amqp_durable_queues",
+                                self.options.get("amqp_durable_queues", False)),
             )
             self.prefetch = max(1, int(self._float("prefetch", 10)))
             self.connect_timeout = self._float("connect_timeout", 5.0)
@@ -147,6 +152,14 @@ class Amqp1Driver(Driver):
             self.reconnect_max_delay = self._float("reconnect_max_delay", 5.0)
         except ValueError as exc:
             raise InvalidTransportURL(str(url), str(exc)) from None
+        if self.plan.declares and 0 < heartbeat < RABBITMQ_MIN_HEARTBEAT:
+            # Proton advertises half the heartbeat as its idle timeout, and
+            # RabbitMQ's plugin counts whole seconds: below 1 s it sends no
+            # heartbeats at all, and every idle connection would expire.
+            self.log.warning("transport.option_adjusted", option="heartbeat", given=heartbeat,
+                             used=RABBITMQ_MIN_HEARTBEAT,
+                             reason="RabbitMQ's AMQP 1.0 plugin heartbeats whole seconds")
+            heartbeat = RABBITMQ_MIN_HEARTBEAT
         self.heartbeat = heartbeat or None
         mechanisms = self.options.get("sasl_mechanisms")
         self._mechanisms = str(mechanisms) if mechanisms else None
@@ -154,7 +167,8 @@ class Amqp1Driver(Driver):
         self._virtual_host = f"vhost:{vhost or '/'}" if self.plan.declares else vhost or None
         self._ring = HostRing(url)
         self._topology = (
-            Topology(self._ring, virtual_host=vhost or "/", timeout=self.connect_timeout)
+            Topology(self._ring, virtual_host=vhost or "/", timeout=self.connect_timeout,
+                     durable=self.plan.durable)
             if self.plan.declares else None
         )
         self.sender = SendChannel(
@@ -202,6 +216,7 @@ class Amqp1Driver(Driver):
 
     def _ensure_replies(self) -> None:
         with self._replies_lock:
+            self.ensure_open("call")
             if self._replies is None:
                 self._replies = _ReplyReceiver(self)
                 self._replies.start()
@@ -290,6 +305,7 @@ class Amqp1Driver(Driver):
     def cleanup(self) -> None:
         """Stop the reply thread, delete the reply queue, close every connection."""
         with self._replies_lock:
+            self.closed = True
             replies, self._replies = self._replies, None
         if replies is not None:
             replies.close()

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from proton import Delivery, Timeout
 
+from ..._errors import MessageDeliveryFailure
 from .._decoding import (
     ERROR_HEADER,
     REDELIVERIES_HEADER,
@@ -26,8 +28,8 @@ from .._decoding import (
     first_routing_key,
     unpack,
 )
-from ..base import IncomingMessage, Listener
-from ._connection import TRANSIENT_ERRORS, Backoff, Inbox, close_quietly, describe
+from ..base import SERVER_RETRIES, IncomingMessage, Listener
+from ._connection import TRANSIENT_ERRORS, Backoff, Inbox, check_open, close_quietly, describe
 
 if TYPE_CHECKING:
     from proton.utils import BlockingConnection, BlockingReceiver
@@ -50,14 +52,17 @@ ERROR_PROPERTY = ERROR_HEADER
 #: to its queue by name, which replaces the subject, and a dead letter of a pool
 #: member must still go to ``<topic>.<priority>.dead``.
 ROUTING_KEY_PROPERTY = ROUTING_KEY_HEADER
-#: Reactor passes :func:`_flush` runs at most.
-_FLUSH_PASSES = 8
+#: Reactor passes :func:`_pump` runs at most.
+_PUMP_PASSES = 8
 
 
-def _flush(conn: BlockingConnection) -> None:
-    """Write what Proton has queued (dispositions) to the socket without waiting:
-    a request accepted when taken must not come back after a drop because the
-    acceptance was still in memory (RPC is at most once)."""
+def _pump(conn: BlockingConnection, *, until_written: bool) -> None:
+    """Run Proton's reactor a few passes without waiting (each pass handles the
+    events, the next one the socket): reads what arrived (heartbeats, a close)
+    and writes what is queued (dispositions, our own heartbeats). With
+    ``until_written``, stop as soon as nothing is left to write: a request
+    accepted when taken must reach the broker now, not at the next poll (RPC is
+    at most once)."""
     transport = conn.conn.transport if conn.conn is not None else None
     if transport is None:
         return
@@ -65,10 +70,8 @@ def _flush(conn: BlockingConnection) -> None:
     saved = container.timeout
     container.timeout = 0  # the reactor's select does not wait
     try:
-        # Each pass runs one step of the reactor (events, then I/O); a few are
-        # enough to write a disposition, and the bound keeps a stuck socket cheap.
-        for _ in range(_FLUSH_PASSES):
-            if transport.pending() <= 0:
+        for _ in range(_PUMP_PASSES):
+            if until_written and transport.pending() <= 0:
                 return
             container.process()
     finally:
@@ -76,14 +79,16 @@ def _flush(conn: BlockingConnection) -> None:
 
 
 class Amqp1IncomingMessage(IncomingMessage):
-    """A request or notification taken by an :class:`Amqp1Listener`."""
+    """A request or notification taken by an :class:`Amqp1Listener`. It holds
+    no Proton object: its delivery stays with the listener, under a token, so
+    Proton's objects live and die in the listener's thread only."""
 
-    __slots__ = ("_body", "_delivery", "_generation", "_listener", "_properties", "_settled",
-                 "_source", "_subject")
+    __slots__ = ("_body", "_generation", "_listener", "_properties", "_settled", "_source",
+                 "_subject", "_token")
 
     def __init__(
-        self, listener: Amqp1Listener, source: Source, raw: Any, delivery: Any, generation: int,
-        *, settled: bool, **kwargs: Any,
+        self, listener: Amqp1Listener, source: Source, raw: Any, token: int | None,
+        generation: int, **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._listener = listener
@@ -93,19 +98,20 @@ class Amqp1IncomingMessage(IncomingMessage):
         self._body: object = raw.body
         self._subject: str | None = raw.subject
         self._properties: dict[str, Any] = dict(raw.properties or {})
-        self._delivery = delivery
+        self._token = token
         self._generation = generation
-        self._settled = settled
+        self._settled = token is None
 
     def publish_reply(self, reply_q: str, data: str) -> None:
         driver = self._listener.driver
-        driver.sender.publish(driver.plan.queue(reply_q), data)
+        driver.sender.publish(driver.plan.queue(reply_q), data, retry=SERVER_RETRIES)
 
     def acknowledge(self) -> None:
         if self._settled:
             return
         self._settled = True
-        self._listener.settle_later(self, self._delivery, self._generation)
+        assert self._token is not None
+        self._listener.settle_later(self._token, self._generation)
 
     def _routing_key(self) -> str | None:
         return first_routing_key(self._properties, self._subject)
@@ -120,6 +126,7 @@ class Amqp1IncomingMessage(IncomingMessage):
         driver = self._listener.driver
         driver.sender.publish(
             driver.plan.requeue_to(self._source), self._body, properties=properties,
+            retry=SERVER_RETRIES,
         )
         self.acknowledge()
 
@@ -128,7 +135,7 @@ class Amqp1IncomingMessage(IncomingMessage):
         destination, spec = driver.plan.dead_letter_to(self._source, self._routing_key())
         properties = {**self._properties, ERROR_PROPERTY: reason}
         driver.sender.publish(
-            destination, self._body, properties=properties,
+            destination, self._body, properties=properties, retry=SERVER_RETRIES,
             prepare=lambda: driver.declare(queues=[spec]),
         )
         self.acknowledge()
@@ -139,9 +146,12 @@ class Amqp1Listener(Listener):
     """Receives from a set of sources over one connection of its own.
 
     Credit is granted by hand, ``prefetch`` per source and topped up only in
-    :meth:`poll`: while nobody polls, nothing more leaves the broker. A dropped
+    :meth:`poll`: while nobody polls, nothing more leaves the broker, and
+    :meth:`keepalive` keeps the connection serviced meanwhile. A dropped
     connection is reopened from :meth:`poll` with backoff; a poll never blocks
-    longer than its ``timeout`` (beyond a TCP connect to a dead host).
+    longer than its ``timeout`` (beyond a TCP connect to a dead host). Every
+    Proton object of the listener is made, used and released in the thread that
+    polls it.
     """
 
     def __init__(
@@ -161,23 +171,32 @@ class Amqp1Listener(Listener):
         self._conn: BlockingConnection | None = None
         self._inbox: Inbox | None = None
         self._receivers: dict[Any, tuple[Source, BlockingReceiver]] = {}
-        self._to_settle: collections.deque[tuple[Any, int]] = collections.deque()
+        self._tokens = itertools.count()
+        self._unsettled: dict[int, Any] = {}  # token -> delivery (notifications)
+        self._to_settle: collections.deque[tuple[int, int]] = collections.deque()
         try:
             self._open()
         except TRANSIENT_ERRORS as exc:
-            self._failed(exc)
+            raise MessageDeliveryFailure(
+                f"Could not listen on {self._log_sources()} at {driver.url}: {describe(exc)}; "
+                "check that the broker is running and reachable, and the URL's credentials"
+            ) from None
+
+    def _log_sources(self) -> str:
+        return ", ".join(source.address for source in self.sources)
 
     # -- connection ------------------------------------------------------------
     def _open(self) -> None:
         self.driver.declare(queues=[s.queue for s in self.sources if s.queue is not None])
         conn = self.driver.open_connection()
         try:
-            inbox = Inbox(conn)
+            inbox = Inbox()
             receivers: dict[Any, tuple[Source, BlockingReceiver]] = {}
             for source in self.sources:
                 receiver = conn.create_receiver(source.address, credit=0, handler=inbox)
                 receivers[receiver.link] = (source, receiver)
         except BaseException:
+            receivers = {}
             close_quietly(conn)
             raise
         self._conn, self._inbox, self._receivers = conn, inbox, receivers
@@ -185,9 +204,15 @@ class Amqp1Listener(Listener):
         self._backoff.reset()
         self._log.info("listener.connected", generation=self._generation)
 
-    def _failed(self, exc: BaseException | str) -> None:
+    def _drop(self) -> BlockingConnection | None:
+        """Forget the connection and every Proton object of it (the broker takes
+        back what was not settled); the caller closes what is returned."""
         conn, self._conn, self._inbox, self._receivers = self._conn, None, None, {}
-        close_quietly(conn)
+        self._unsettled.clear()
+        return conn
+
+    def _failed(self, exc: BaseException | str) -> None:
+        close_quietly(self._drop())
         self.driver.forget_declarations()
         delay = self._backoff.next_delay()
         self._next_attempt = time.monotonic() + delay
@@ -215,6 +240,25 @@ class Amqp1Listener(Listener):
             self._failed(exc)
             return []
 
+    def keepalive(self, timeout: float) -> None:
+        """Service the connection (heartbeats, queued settlements) for up to
+        ``timeout`` seconds without granting credit: while the server has none to
+        poll with, and while it finishes what it took before closing."""
+        conn, inbox = self._conn, self._inbox
+        if conn is None or inbox is None:
+            super().keepalive(timeout)
+            return
+        try:
+            self._apply_settlements()
+            if timeout > 0:
+                with contextlib.suppress(Timeout):
+                    conn.wait(lambda: inbox.failure is not None, timeout=timeout)
+            else:
+                _pump(conn, until_written=False)
+            check_open(conn, inbox, self._receivers)
+        except TRANSIENT_ERRORS as exc:
+            self._failed(exc)
+
     def _take(self, deadline: float, max_messages: int) -> list[IncomingMessage]:
         conn, inbox = self._conn, self._inbox
         assert conn is not None
@@ -232,40 +276,44 @@ class Amqp1Listener(Listener):
         with contextlib.suppress(Timeout):  # nothing came: an empty poll
             conn.wait(lambda: bool(inbox.items) or inbox.failure is not None,
                       timeout=max(remaining, 0.0))
-        if inbox.failure is not None:
-            raise ConnectionError(inbox.failure)
+        if not inbox.items:
+            check_open(conn, inbox, self._receivers)
         taken = inbox.items[:max_messages]
         del inbox.items[:max_messages]
         out: list[IncomingMessage] = [
             self._incoming(link, raw, delivery) for link, raw, delivery in taken]
         if out and not self._notifications:
-            _flush(conn)  # requests were accepted: tell the broker now, not at the next poll
+            _pump(conn, until_written=True)  # requests were accepted: tell the broker now
         return out
 
     def _incoming(self, link: Any, raw: Any, delivery: Any) -> Amqp1IncomingMessage:
         source = self._receivers[link][0]
         if isinstance(raw.body, memoryview):  # a view into memory Proton frees later
             raw.body = raw.body.tobytes()
-        if not self._notifications:  # requests: taken means done (at most once)
+        token = None
+        if self._notifications:
+            token = next(self._tokens)
+            self._unsettled[token] = delivery
+        else:  # requests: taken means done (at most once)
             delivery.update(Delivery.ACCEPTED)
             delivery.settle()
         decoded = unpack(raw.body, notifications=self._notifications, headers=raw.properties)
         if decoded.error is not None:
             self._log.warning("message.malformed", source=source.address, reason=decoded.error)
-        return Amqp1IncomingMessage(
-            self, source, raw, delivery, self._generation, settled=not self._notifications,
-            **decoded._asdict(),
-        )
+        return Amqp1IncomingMessage(self, source, raw, token, self._generation,
+                                    **decoded._asdict())
 
     # -- settlement ------------------------------------------------------------
-    def settle_later(self, _incoming: IncomingMessage, delivery: Any, generation: int) -> None:
-        """Queue ``delivery`` to be accepted by the polling thread (thread-safe)."""
-        self._to_settle.append((delivery, generation))
+    def settle_later(self, token: int, generation: int) -> None:
+        """Queue a notification's delivery to be accepted by the polling thread
+        (any thread may call this; Proton is only touched by the poller)."""
+        self._to_settle.append((token, generation))
 
     def _apply_settlements(self) -> None:
         while self._to_settle:
-            delivery, generation = self._to_settle.popleft()
-            if generation == self._generation and self._conn is not None:
+            token, generation = self._to_settle.popleft()
+            delivery = self._unsettled.pop(token, None)
+            if delivery is not None and generation == self._generation and self._conn:
                 delivery.update(Delivery.ACCEPTED)
                 delivery.settle()
             # else: taken on a connection that is gone; the broker redelivers it
@@ -277,11 +325,9 @@ class Amqp1Listener(Listener):
         """Settle what was acknowledged, close the connection (the broker takes
         back anything unsettled) and delete this listener's own queues."""
         self.stop()
-        conn = self._conn
-        if conn is not None:
+        if self._conn is not None:
             with contextlib.suppress(*TRANSIENT_ERRORS):
                 self._apply_settlements()  # sent before the close frame
-        self._conn, self._inbox, self._receivers = None, None, {}
-        close_quietly(conn)
+        close_quietly(self._drop())
         for queue in self._own_queues:
             self.driver.delete_queue(queue)

@@ -24,7 +24,7 @@ import structlog
 from ... import _wire
 from ..._errors import InvalidTarget, MessageDeliveryFailure, MessageUndeliverable
 from ..._url import mask_password
-from ..base import Driver, Listener, PendingReply
+from ..base import SERVER_RETRIES, Driver, Listener, PendingReply
 from ._listener import KombuListener, connection_errors
 from ._options import (
     OPTION_NAMES,
@@ -43,9 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["KombuDriver"]
 
-#: How many times a reply or heartbeat is retried when ``max_retries`` is unset:
-#: a caller that waits longer than that has timed out anyway.
-_REPLY_RETRIES = 3
 
 #: Options read elsewhere (``get_transport``) or accepted under oslo.messaging's name.
 _OTHER_OPTIONS = frozenset({"control_exchange", "rabbit_qos_prefetch_count"})
@@ -122,7 +119,6 @@ class KombuDriver(Driver):
         self._lock = threading.Lock()
         self._reply: ReplyConsumer | None = None
         self._listeners: weakref.WeakSet[KombuListener] = weakref.WeakSet()
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"<KombuDriver {self.url}>"
@@ -172,6 +168,12 @@ class KombuDriver(Driver):
         ``max_retries`` option; ``None`` or -1 there: forever)."""
         return self.opts.retry_policy(retry if retry is not None else self.opts.max_retries)
 
+    @property
+    def server_retries(self) -> int:
+        """Retries for what a server publishes about a message it took (replies,
+        heartbeats, requeues, dead letters): ``max_retries``, else ``SERVER_RETRIES``."""
+        return self.opts.max_retries if self.opts.max_retries is not None else SERVER_RETRIES
+
     def forget_listener(self, listener: KombuListener) -> None:
         """A listener was cleaned up: ``cleanup`` need not close it."""
         with self._lock:
@@ -193,10 +195,7 @@ class KombuDriver(Driver):
         Raises :class:`MessageUndeliverable` when a mandatory message was
         returned, :class:`MessageDeliveryFailure` when the retries ran out.
         """
-        if self._closed:
-            raise MessageDeliveryFailure(
-                f"Transport {self.url} was cleaned up: create a new transport to send"
-            )
+        self.ensure_open("send")
         policy = self.retry_policy(retry)
         conn = self._pool.acquire(block=True)
         try:
@@ -223,9 +222,8 @@ class KombuDriver(Driver):
     def send_reply(self, reply_q: str, data: str, *, msg_id: str | None) -> None:
         """Publish an encoded reply or heartbeat to ``reply_q``; one for a queue
         that does not exist (the caller is gone) is logged and dropped."""
-        retries = self.opts.max_retries if self.opts.max_retries is not None else _REPLY_RETRIES
         try:
-            self.publish("", reply_q, data, mandatory=True, retry=retries)
+            self.publish("", reply_q, data, mandatory=True, retry=self.server_retries)
         except MessageUndeliverable:
             log.warning("reply.undeliverable", transport=str(self.url), reply_q=reply_q,
                         msg_id=msg_id, reason="the reply queue does not exist: caller gone")
@@ -235,6 +233,7 @@ class KombuDriver(Driver):
 
     def _reply_queue(self, retry: int | None) -> str:
         with self._lock:
+            self.ensure_open("call")
             if self._reply is None:
                 self._reply = ReplyConsumer(self, retry=retry)
             return self._reply.name
@@ -326,7 +325,7 @@ class KombuDriver(Driver):
         """Stop the reply thread, close every listener this driver made and every
         pooled connection. The driver cannot send after this."""
         with self._lock:
-            self._closed = True
+            self.closed = True
             reply, self._reply = self._reply, None
             listeners = list(self._listeners)
         if reply is not None:

@@ -11,6 +11,7 @@ acknowledged by the next drain instead of writing to the socket itself.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import queue
 import threading
@@ -112,10 +113,11 @@ class KombuIncomingMessage(IncomingMessage):
                 body = body.encode(encoding)
             except (LookupError, UnicodeError):
                 body, encoding = body.encode("utf-8", "surrogatepass"), "utf-8"
-        self._listener.driver.publish(
+        driver = self._listener.driver
+        driver.publish(
             "", queue_name, bytes(body), headers=headers,
             content_type=raw.content_type or "application/json",
-            content_encoding=encoding, **kwargs,
+            content_encoding=encoding, retry=driver.server_retries, **kwargs,
         )
 
     def _headers(self) -> dict[str, Any]:
@@ -292,6 +294,24 @@ class KombuListener(Listener):
             except self._errors as exc:
                 self._lost(exc)
                 return []
+
+    def keepalive(self, timeout: float) -> None:
+        """Read what the broker sent (heartbeats; deliveries wait in the buffer,
+        at most ``prefetch_count``), send queued acknowledgements and our own
+        heartbeats, for up to ``timeout`` seconds; a lost connection is noticed
+        here and reopened by the next :meth:`poll`."""
+        with self._lock:
+            if self._connected and not self._closed:
+                try:
+                    self._flush()
+                    with contextlib.suppress(TimeoutError):
+                        self._conn.drain_events(timeout=timeout)
+                    self._flush()
+                    self._conn.heartbeat_check()
+                except self._errors as exc:
+                    self._lost(exc)
+                return
+        super().keepalive(timeout)  # nothing to service: just wait
 
     def _drain(self, deadline: float, max_messages: int) -> None:
         """Wait (until ``deadline``) for a first message, then take only what has

@@ -22,6 +22,7 @@ from kombu import entity as _kombu_entity
 from kombu import messaging as _kombu_messaging
 
 from ..._errors import InvalidTransportURL
+from .._options import as_bool, as_number
 
 if TYPE_CHECKING:
     from ..._url import TransportURL
@@ -48,37 +49,9 @@ Queue: Any = _kombu_entity.Queue
 binding: Any = _kombu_entity.binding
 maybe_declare: Any = _kombu_common.maybe_declare
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
 _AMQP_SCHEMES = frozenset({"rabbit", "amqp", "pyamqp"})
 #: Exchanges kept by name (topics and fanouts a process sends to are few).
 _EXCHANGE_CACHE_SIZE = 1024
-
-
-def _as_bool(url: TransportURL, name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value != 0
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise InvalidTransportURL(
-        str(url), f"option {name}={value!r} is not a boolean: use true or false"
-    )
-
-
-def _as_number(url: TransportURL, name: str, value: Any, kind: type[float] | type[int]) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        what = "an integer" if kind is int else "a number"
-        raise InvalidTransportURL(str(url), f"option {name}={value!r} is not {what}") from None
-    if number < 0:
-        raise InvalidTransportURL(str(url), f"option {name}={value!r} must not be negative")
-    return number
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -129,11 +102,11 @@ class KombuOptions:
             if value is None and name in {"max_retries"} | cls._optional_text():
                 parsed[name] = None
             elif kind == "bool":
-                parsed[name] = _as_bool(url, name, value)
+                parsed[name] = as_bool(url, name, value)
             elif kind == "int":
-                parsed[name] = _as_number(url, name, value, int)
+                parsed[name] = as_number(url, name, value, int)
             elif kind == "float":
-                parsed[name] = _as_number(url, name, value, float)
+                parsed[name] = as_number(url, name, value, float)
             elif kind == "mapping":
                 if not isinstance(value, Mapping):
                     raise InvalidTransportURL(
