@@ -26,6 +26,7 @@ _BUILTIN_DRIVERS = {
     "rabbit": "dovecote.drivers.kombu:KombuDriver",
     "kombu": "dovecote.drivers.kombu:KombuDriver",
     "amqp1": "dovecote.drivers.amqp1:Amqp1Driver",
+    "amqps": "dovecote.drivers.amqp1:Amqp1Driver",
     "qpid": "dovecote.drivers.amqp1:Amqp1Driver",
 }
 

@@ -23,10 +23,20 @@ def _mask_netloc(match: re.Match[str]) -> str:
     return match.group("head") + ",".join(hosts)
 
 
+#: A query option whose value is a secret (``ssl_key_password``, and any other
+#: option named ``...password...``): shown as ``****``.
+_SECRET_OPTION = re.compile(r"(?P<name>[?&][A-Za-z0-9_.\-]*password[A-Za-z0-9_.\-]*=)[^&#\s'\"]*",
+                            re.IGNORECASE)
+
+
+def _secret(name: str) -> bool:
+    return "password" in name.lower()
+
+
 def mask_password(text: str) -> str:
     """Replace every password inside URLs in ``text`` with ``****`` (every
-    host's, in a URL that lists several)."""
-    return _NETLOC_IN_URL.sub(_mask_netloc, text)
+    host's, in a URL that lists several, and password options of the query)."""
+    return _SECRET_OPTION.sub(r"\g<name>****", _NETLOC_IN_URL.sub(_mask_netloc, text))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -129,7 +139,9 @@ class TransportURL:
         if self.virtual_host is not None:
             out += "/" + quote(self.virtual_host, safe="")
         if self.query:
-            out += "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in self.query.items())
+            out += "?" + "&".join(
+                f"{quote(k)}={'****' if mask and _secret(k) else quote(v)}"
+                for k, v in self.query.items())
         return out
 
     def __str__(self) -> str:

@@ -69,7 +69,8 @@ class Gate:
 
 def kind_of(transport: dovecote.Transport) -> str:
     """``memory``, ``rabbit`` or ``amqp1``."""
-    return {"kombu": "rabbit"}.get(transport.url.transport, transport.url.transport)
+    return {"kombu": "rabbit", "amqps": "amqp1"}.get(transport.url.transport,
+                                                     transport.url.transport)
 
 
 def memory_name(transport: dovecote.Transport) -> str:

@@ -29,21 +29,31 @@ settings.load_profile("dovecote")
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RABBIT_URL = os.environ.get("DOVECOTE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 AMQP1_URL = os.environ.get("DOVECOTE_TEST_AMQP1_URL", "amqp1://guest:guest@127.0.0.1:5672/")
+#: The private CA and certificates scripts/ensure-rabbitmq.sh makes for its TLS listener.
+TLS_DIR = pathlib.Path(os.environ.get("DOVECOTE_TEST_TLS_DIR", "/etc/rabbitmq/dovecote-tls"))
+CA_FILE = TLS_DIR / "ca.pem"
+RABBIT_TLS_URL = f"rabbit://guest:guest@127.0.0.1:5671/?ssl=true&ssl_ca_file={CA_FILE}"
+AMQP1_TLS_URL = f"amqps://guest:guest@127.0.0.1:5671/?ssl_ca_file={CA_FILE}"
 
 # name -> (URL factory, needs the broker)
 TRANSPORTS: dict[str, tuple[str, bool]] = {
     "memory": ("memory://{unique}", False),
     "rabbit": (RABBIT_URL, True),
     "amqp1": (AMQP1_URL, True),
+    "rabbit-tls": (RABBIT_TLS_URL, True),
+    "amqp1-tls": (AMQP1_TLS_URL, True),
 }
 
 
 def _broker_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
-            return True
-    except OSError:
-        return False
+    """Whether the test broker answers, plain and TLS."""
+    for port in (5672, 5671):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture(scope="session")

@@ -312,7 +312,7 @@ def flood_transport(transport_url: str) -> Iterator[dovecote.Transport]:
     options: dict[str, Any] = {}
     if transport_url.startswith("rabbit"):
         options["prefetch_count"] = 5
-    elif transport_url.startswith("amqp1"):
+    elif transport_url.startswith(("amqp1", "amqps")):
         options["prefetch"] = 5
     transport = dovecote.get_transport(transport_url, **options)
     yield transport

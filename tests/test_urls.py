@@ -10,6 +10,7 @@ import pytest
 
 import dovecote
 from dovecote import InvalidTransportURL, TransportHost, TransportURL
+from dovecote._url import mask_password
 from dovecote.drivers.memory import MemoryDriver
 
 SECRET = "p@ss:w/rd,x"
@@ -173,3 +174,12 @@ def test_transport_aliases_and_options() -> None:
         assert from_parsed.url is parsed
     finally:
         from_parsed.cleanup()
+
+
+def test_password_options_of_the_query_are_masked_too() -> None:
+    url = TransportURL.parse("amqps://app:pw1@h/?ssl_key_password=pw2&ssl_ca_file=ca.pem")
+    for text in (str(url), repr(url), mask_password(url.to_text(mask=False))):
+        assert "pw1" not in text
+        assert "pw2" not in text
+        assert "ssl_ca_file=ca.pem" in text
+    assert url.query["ssl_key_password"] == "pw2"

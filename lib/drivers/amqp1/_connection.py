@@ -13,7 +13,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import amqp
 import amqp.exceptions
@@ -24,7 +24,11 @@ from proton.utils import BlockingConnection, BlockingSender, SendException
 
 from ..._errors import MessageDeliveryFailure
 from ..._url import TransportHost, TransportURL, mask_password
+from .._tls import TLSRefused
 from ._address import Binding, Destination, QueueSpec
+
+if TYPE_CHECKING:
+    from ._security import Security
 
 __all__ = [
     "TRANSIENT_ERRORS",
@@ -98,30 +102,36 @@ class HostRing:
 
 def connect(
     ring: HostRing, *, timeout: float, heartbeat: float | None, virtual_host: str | None,
-    mechanisms: str | None,
+    security: Security,
 ) -> BlockingConnection:
     """A Proton connection to the first host of ``ring`` that answers.
 
     Credentials go to Proton as keyword arguments, never inside a URL, so no
-    error text Proton builds can show them.
+    error text Proton builds can show them. A broker certificate refused for
+    any host raises :class:`TLSRefused` saying why: no retry can mend that.
     """
     last: BaseException | None = None
     for host in ring.rotation():
-        kwargs: dict[str, Any] = {"allow_insecure_mechs": True}
-        if host.username is not None:
-            kwargs.update(user=host.username, password=host.password or "")
-            kwargs["allowed_mechs"] = mechanisms or "PLAIN"
-        else:
-            kwargs["allowed_mechs"] = mechanisms or "ANONYMOUS"
+        scheme, kwargs = security.proton_options(host)
         if virtual_host:
             kwargs["virtual_host"] = virtual_host
         try:
             conn = BlockingConnection(
-                f"amqp://{ring.address(host)}", timeout=timeout, heartbeat=heartbeat, **kwargs,
+                f"{scheme}://{ring.address(host)}", timeout=timeout, heartbeat=heartbeat,
+                **kwargs,
             )
         except TRANSIENT_ERRORS as exc:
+            refused = security.refused(host, host.port or ring.default_port)
+            if refused is not None:
+                raise TLSRefused(refused) from None
             last = exc
             continue
+        if security.pins(host):
+            try:
+                security.pin(conn, host, host.port or ring.default_port)
+            except BaseException:
+                close_quietly(conn)
+                raise
         ring.worked(host)
         return conn
     hosts = ", ".join(ring.address(h) for h in ring.hosts)
@@ -214,9 +224,11 @@ class Topology:
     """
 
     def __init__(
-        self, ring: HostRing, *, virtual_host: str, timeout: float, durable: bool = False,
+        self, ring: HostRing, *, virtual_host: str, timeout: float, security: Security,
+        durable: bool = False,
     ) -> None:
         self._durable = durable  # topic exchanges, as amqp_durable_queues makes them
+        self._security = security
         self._ring = ring
         self._vhost = virtual_host
         self._timeout = timeout
@@ -228,9 +240,8 @@ class Topology:
         if self._conn is None:
             last: BaseException | None = None
             for host in self._ring.rotation():
-                conn = amqp.Connection(
-                    host=self._ring.address(host), userid=host.username or "guest",
-                    password=host.password or "guest", virtual_host=self._vhost,
+                conn = self._security.amqp091(
+                    host, self._ring.address(host), virtual_host=self._vhost,
                     connect_timeout=self._timeout,
                 )
                 try:

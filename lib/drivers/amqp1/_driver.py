@@ -47,6 +47,7 @@ from proton.utils import BlockingConnection
 from ... import _wire
 from ..._errors import InvalidTransportURL
 from .._options import as_bool
+from .._tls import TLSRefused
 from ..base import Driver, Listener, PendingReply
 from ._address import AddressPlan, Binding, QueueSpec, plan_named
 from ._connection import (
@@ -62,6 +63,7 @@ from ._connection import (
     logger,
 )
 from ._listener import Amqp1Listener
+from ._security import Security
 
 if TYPE_CHECKING:
     from ..._target import Target
@@ -81,6 +83,8 @@ class _ReplyReceiver(threading.Thread):
         super().__init__(name=f"dovecote-amqp1-replies-{driver.reply_q[-8:]}", daemon=True)
         self.driver = driver
         self.ready = threading.Event()
+        #: Why the broker's certificate was refused, once it was.
+        self.refused: TLSRefused | None = None
         self._stopped = threading.Event()
 
     def run(self) -> None:
@@ -95,9 +99,15 @@ class _ReplyReceiver(threading.Thread):
                 inbox = Inbox()
                 # Keep the BlockingReceiver: its __del__ unhooks the handler.
                 receiver = conn.create_receiver(source.address, credit=0, handler=inbox)
+                self.refused = None
                 self.ready.set()
                 backoff.reset()
                 self._receive(conn, inbox, receiver.link)
+            except TLSRefused as exc:  # no retry mends that: callers are told
+                self.refused = exc
+                self.ready.set()
+                driver.log.error("replies.refused", error=str(exc))
+                self._stopped.wait(backoff.maximum)
             except Exception as exc:  # noqa: BLE001 - the driver's only reply thread goes on
                 # A lost connection (TRANSIENT_ERRORS), or anything else Proton
                 # raises: start over on a fresh connection rather than let every
@@ -161,14 +171,13 @@ class Amqp1Driver(Driver):
                              reason="RabbitMQ's AMQP 1.0 plugin heartbeats whole seconds")
             heartbeat = RABBITMQ_MIN_HEARTBEAT
         self.heartbeat = heartbeat or None
-        mechanisms = self.options.get("sasl_mechanisms")
-        self._mechanisms = str(mechanisms) if mechanisms else None
+        self.security = Security.parse(url, self.options, declares=self.plan.declares)
         vhost = url.virtual_host or ""
         self._virtual_host = f"vhost:{vhost or '/'}" if self.plan.declares else vhost or None
-        self._ring = HostRing(url)
+        self._ring = HostRing(url, default_port=self.security.default_port)
         self._topology = (
             Topology(self._ring, virtual_host=vhost or "/", timeout=self.connect_timeout,
-                     durable=self.plan.durable)
+                     security=self.security, durable=self.plan.durable)
             if self.plan.declares else None
         )
         self.sender = SendChannel(
@@ -195,7 +204,7 @@ class Amqp1Driver(Driver):
     def open_connection(self) -> BlockingConnection:
         """A new Proton connection to the first URL host that answers."""
         return connect(self._ring, timeout=self.connect_timeout, heartbeat=self.heartbeat,
-                       virtual_host=self._virtual_host, mechanisms=self._mechanisms)
+                       virtual_host=self._virtual_host, security=self.security)
 
     def declare(
         self, *, queues: Iterable[QueueSpec] = (), exchanges: Iterable[Binding] = ()
@@ -224,6 +233,8 @@ class Amqp1Driver(Driver):
         # The reply queue must exist before a server can answer into it.
         if not replies.ready.wait(self.connect_timeout):
             self.log.warning("replies.not_ready", waited_s=self.connect_timeout)
+        if replies.refused is not None:
+            raise replies.refused
 
     # -- the contract --------------------------------------------------------------
     def send(

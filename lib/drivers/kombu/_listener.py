@@ -30,6 +30,7 @@ from .._decoding import (
     first_routing_key,
     unpack,
 )
+from .._tls import TLSRefused
 from ..base import IncomingMessage, Listener
 from ._options import Consumer
 
@@ -176,6 +177,9 @@ class KombuListener(Listener):
         with self._lock:
             try:
                 self._consume(opts.retry_policy(opts.listen_retries))
+            except TLSRefused:
+                self._conn.release()
+                raise
             except self._errors as exc:
                 self._conn.release()
                 raise driver.failure(f"Could not listen for {name}", exc) from None

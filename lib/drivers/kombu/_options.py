@@ -20,9 +20,11 @@ from kombu import common as _kombu_common
 from kombu import connection as _kombu_connection
 from kombu import entity as _kombu_entity
 from kombu import messaging as _kombu_messaging
+from kombu.transport import pyamqp as _pyamqp
 
 from ..._errors import InvalidTransportURL
 from .._options import as_bool, as_number
+from .._tls import TLS_OPTION_NAMES, TLS_PORT, TLSConnection, TLSOptions
 
 if TYPE_CHECKING:
     from ..._url import TransportURL
@@ -60,11 +62,7 @@ class KombuOptions:
     unless noted. See the README's option table for what each one does."""
 
     heartbeat_timeout_threshold: int = 60
-    ssl: bool = False
-    ssl_ca_file: str | None = None
-    ssl_cert_file: str | None = None
-    ssl_key_file: str | None = None
-    ssl_version: str | None = None
+    rabbit_login_method: str = "AMQPLAIN"
     amqp_durable_queues: bool = False
     amqp_auto_delete: bool = False
     rabbit_ha_queues: bool = False
@@ -85,6 +83,8 @@ class KombuOptions:
     rpc_conn_pool_size: int = 30
     at_least_once: bool = False
     transport_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: ``ssl`` and its options, shared with the other broker drivers.
+    tls: TLSOptions = dataclasses.field(default_factory=TLSOptions)
 
     @classmethod
     def parse(cls, url: TransportURL, options: Mapping[str, Any]) -> KombuOptions:
@@ -93,8 +93,10 @@ class KombuOptions:
         values: dict[str, Any] = {}
         if "rabbit_qos_prefetch_count" in options and "prefetch_count" not in options:
             values["prefetch_count"] = options["rabbit_qos_prefetch_count"]
+        if "sasl_mechanisms" in options and "rabbit_login_method" not in options:
+            values["rabbit_login_method"] = options["sasl_mechanisms"]  # amqp1://'s name
         for field in dataclasses.fields(cls):
-            if field.name in options:
+            if field.name in options and field.name != "tls":
                 values[field.name] = options[field.name]
         parsed: dict[str, Any] = {}
         for name, value in values.items():
@@ -118,6 +120,15 @@ class KombuOptions:
                 parsed[name] = str(value)
         if parsed.get("max_retries") == -1:
             parsed["max_retries"] = None
+        parsed["tls"] = TLSOptions.parse(url, options)
+        method = str(parsed.get("rabbit_login_method", "AMQPLAIN")).upper()
+        if method not in _LOGIN_METHODS:
+            raise InvalidTransportURL(str(url), f"option rabbit_login_method={method!r} is not "
+                                      f"one of {', '.join(sorted(_LOGIN_METHODS))}")
+        if method == "EXTERNAL" and not (parsed["tls"].enabled and parsed["tls"].cert_file):
+            raise InvalidTransportURL(str(url), "rabbit_login_method=EXTERNAL authenticates with "
+                                      "a client certificate: set ssl=true and ssl_cert_file")
+        parsed["rabbit_login_method"] = method
         opts = cls(**parsed)
         if opts.rabbit_quorum_queue and opts.rabbit_ha_queues:
             raise InvalidTransportURL(
@@ -128,7 +139,7 @@ class KombuOptions:
 
     @staticmethod
     def _optional_text() -> set[str]:
-        return {"ssl_ca_file", "ssl_cert_file", "ssl_key_file", "ssl_version"}
+        return set()
 
     @classmethod
     def _kinds(cls) -> dict[str, str]:
@@ -163,32 +174,24 @@ class KombuOptions:
             "interval_max": self.rabbit_interval_max,
         }
 
-    def ssl_params(self) -> dict[str, Any] | bool:
-        """What kombu's ``ssl=`` takes: ``False``, or the TLS parameters."""
-        if not self.ssl:
-            return False
-        params: dict[str, Any] = {}
-        if self.ssl_ca_file:
-            params["ca_certs"] = self.ssl_ca_file
-            params["cert_reqs"] = ssl.CERT_REQUIRED
-        if self.ssl_cert_file:
-            params["certfile"] = self.ssl_cert_file
-        if self.ssl_key_file:
-            params["keyfile"] = self.ssl_key_file
-        if self.ssl_version:
-            name = "PROTOCOL_" + self.ssl_version.upper().replace("V", "v").replace(".", "_")
-            version = getattr(ssl, name, None)
-            if version is None:
-                msg = f"ssl_version {self.ssl_version!r} is unknown: use e.g. TLSv1_2"
-                raise ValueError(msg)
-            params["ssl_version"] = version
-        return params or True
+
+OPTION_NAMES = frozenset(
+    f.name for f in dataclasses.fields(KombuOptions) if f.name != "tls") | TLS_OPTION_NAMES | {
+    "sasl_mechanisms"}
+_LOGIN_METHODS = frozenset({"AMQPLAIN", "PLAIN", "EXTERNAL"})
 
 
-OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(KombuOptions))
+class _Connection(TLSConnection, _pyamqp.Connection):
+    """kombu's py-amqp connection, with dovecote's TLS (see :mod:`.._tls`)."""
 
 
-def _host_urls(url: TransportURL) -> list[str]:
+class AMQPTransport(_pyamqp.Transport):
+    """kombu's py-amqp transport, making :class:`_Connection`\\ s."""
+
+    Connection = _Connection
+
+
+def _host_urls(url: TransportURL, *, default_port: int | None = None) -> list[str]:
     """One kombu URL per host of ``url`` (kombu takes alternates ``;``-joined)."""
     scheme = url.scheme.removeprefix("kombu+")
     if scheme == "rabbit":
@@ -209,7 +212,7 @@ def _host_urls(url: TransportURL) -> list[str]:
         name = host.hostname or "localhost"
         if ":" in name:
             name = f"[{name}]"
-        port = f":{host.port}" if host.port else ""
+        port = f":{host.port or default_port}" if host.port or default_port else ""
         out.append(f"{scheme}://{creds}{name}{port}/{vhost}")
     return out
 
@@ -218,8 +221,9 @@ def build_connection(url: TransportURL, opts: KombuOptions, *, purpose: str) -> 
     """A (not yet connected) kombu connection to every host of ``url``:
     failover follows ``kombu_failover_strategy``; publisher confirms are on
     for AMQP. ``purpose`` names the connection in the broker's listings."""
-    urls = _host_urls(url)
     is_amqp = url.scheme.removeprefix("kombu+") in _AMQP_SCHEMES
+    tls = opts.tls if opts.tls.enabled else None
+    urls = _host_urls(url, default_port=TLS_PORT if tls is not None and is_amqp else None)
     transport_options: dict[str, Any] = {}
     if is_amqp:
         transport_options["confirm_publish"] = True
@@ -234,17 +238,24 @@ def build_connection(url: TransportURL, opts: KombuOptions, *, purpose: str) -> 
     else:
         transport_options["polling_interval"] = 0.05
     transport_options.update(opts.transport_options)
-    try:
-        ssl_params = opts.ssl_params()
-    except ValueError as exc:
-        raise InvalidTransportURL(str(url), str(exc)) from None
+    extra: dict[str, Any] = {}
+    if is_amqp:
+        # dovecote's transport: the TLS context, verified per host (failover too)
+        extra = {"transport": AMQPTransport, "ssl": tls or False,
+                 "login_method": opts.rabbit_login_method}
+        if tls is not None:
+            tls.context()  # bad TLS files fail here, at get_transport(), not at connect
+    elif tls is not None:  # another kombu transport: kombu's own TLS settings
+        extra = {"ssl": {"ssl_cert_reqs": ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE,
+                         "ssl_ca_certs": tls.ca_file, "ssl_certfile": tls.cert_file,
+                         "ssl_keyfile": tls.key_file, "ssl_check_hostname": tls.verify}}
     return Connection(
         ";".join(urls),
-        ssl=ssl_params,
         heartbeat=opts.heartbeat_timeout_threshold if purpose != "publish" else 0,
         failover_strategy=opts.kombu_failover_strategy,
         connect_timeout=opts.connect_timeout,
         transport_options=transport_options,
+        **extra,
     )
 
 
