@@ -9,9 +9,8 @@ from typing import Any, ClassVar, TypeAlias
 
 import pykka
 import pykka.messages
-import structlog
 
-from dovecote._handling import set_actor_log
+from dovecote._logging import ActorLog, History, get_logger, set_actor_log
 
 __all__ = ["DovecoteActor", "Shutdown", "Track", "mailbox_depth", "tell"]
 
@@ -75,13 +74,18 @@ class DovecoteActor(pykka.ThreadingActor):
         ref: pykka.ActorRef[Any] = actor.actor_ref
         return ref
 
-    def __init__(self, *, track: Track = None, **log_fields: Any) -> None:
+    def __init__(self, *, track: Track = None, history: int = 0, **log_fields: Any) -> None:
         super().__init__()
-        if track is not None:
-            track(self)
         self.log_fields = {"actor": type(self).__name__, "actor_urn": self.actor_urn,
                            **log_fields}
-        self.log = structlog.get_logger("dovecote.actors").bind(**self.log_fields)
+        identity = {"actor": type(self).__name__, "actor_urn": self.actor_urn,
+                    "kind": self.kind, "server": log_fields.get("server")}
+        #: The last ``history`` events of this actor (``server.events()``).
+        self.history = History(history, identity) if history > 0 else None
+        self.log = ActorLog(get_logger("dovecote.actors").bind(**self.log_fields),
+                            self.history)
+        if track is not None:
+            track(self)
         self.handled = 0
         self.failed = 0
         self.thread: threading.Thread | None = None

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from dovecote._handling import Job, describe, set_actor_log
+from dovecote._handling import Job, describe, trace_id
+from dovecote._logging import set_actor_log
 
 from ._base import SHUTDOWN, DovecoteActor, Track, tell
 from ._messages import (
@@ -56,9 +57,9 @@ class DispatcherActor(DovecoteActor):
     def __init__(
         self, *, handler: Handler, gate: CreditGate, spawn_listener: SpawnListener,
         on_stopped: Callable[[], None], server: str, in_caller_thread: bool,
-        holder: list[DispatcherActor], track: Track = None,
+        holder: list[DispatcherActor], track: Track = None, history: int = 0,
     ) -> None:
-        super().__init__(track=track, server=server)
+        super().__init__(track=track, history=history, server=server)
         holder.append(self)  # lets the blocking executor run this actor's loop
         self.handler = handler
         self.gate = gate
@@ -120,6 +121,10 @@ class DispatcherActor(DovecoteActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Batch):
             self.outstanding += len(message.messages)
+            if self.log.records_debug:
+                ids = [m.trace or trace_id(m) for m in message.messages if not m.quiet]
+                if ids:
+                    self.log.debug_fields("message.queued", {"count": len(ids), "msg_ids": ids})
             self.pending.extend(self._prepare(message.messages, message.source))
             self._dispatch()
         elif isinstance(message, WorkerIdle):

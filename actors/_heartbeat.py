@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from dovecote._handling import HeartbeatScheduler, describe
+from dovecote._logging import get_logger
 
 if TYPE_CHECKING:
     import pykka
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HeartbeatTimer"]
 
-log = structlog.get_logger("dovecote.actors")
+log = get_logger("dovecote.actors")
 #: How often a watched endpoint actor is checked.
 WATCH_INTERVAL = 0.25
 #: How long stop() waits for the timer thread.

@@ -8,7 +8,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from dovecote._handling import describe
+from dovecote._control import CONTROL_NAMESPACE
+from dovecote._handling import describe, trace_id
 from dovecote._target import Target
 from dovecote.drivers._decoding import MAX_ID_LENGTH
 
@@ -109,14 +110,14 @@ class ListenerActor(DovecoteActor):
         self, *, spec: ListenerSpec, dispatcher: pykka.ActorRef[Any], gate: CreditGate,
         batched: bool, batch_size: int, batch_timeout: float | None, attempt: int = 0,
         delay: float = 0.0, server_stopping: threading.Event, server: str,
-        track: Track = None,
+        track: Track = None, history: int = 0,
     ) -> None:
         # Opened in the caller's thread, before the actor exists: when
         # server.start() or listen() returns, the queues exist, and a failure to
         # connect is raised to the caller without leaving an actor behind.
         listener = None if delay else spec.open()
-        super().__init__(track=track, server=server, listener=spec.describe(), transport=str(
-            spec.transport.url))
+        super().__init__(track=track, history=history, server=server,
+                         listener=spec.describe(), transport=str(spec.transport.url))
         self.spec = spec
         self.dispatcher = dispatcher
         self.gate = gate
@@ -196,12 +197,22 @@ class ListenerActor(DovecoteActor):
         if taken and self.spec.target is not None:
             taken = self._drop_repeats(taken)
         if taken:
+            origin = self.origin
             for incoming in taken:
-                incoming.origin = self.origin
+                incoming.origin = origin
             if not self._batch:
                 self._batch_started = time.monotonic()
             self._batch.extend(taken)
-            self.log.debug("message.received", count=len(taken))
+            if self.log.records_debug:
+                ids = []
+                for incoming in taken:
+                    if incoming.message.get("namespace") == CONTROL_NAMESPACE:
+                        incoming.quiet = True  # inspecting must not push the history out
+                    else:
+                        ids.append(trace_id(incoming))
+                if ids:
+                    self.log.debug_fields("message.received", {"count": len(ids),
+                                                               "msg_ids": ids})
         if self._batch and self._batch_due():
             self._flush()
         return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import signal
 import threading
 import time
@@ -10,14 +11,15 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pykka
-import structlog
 
 from dovecote._endpoints import all_refs
+from dovecote._logging import History, get_logger
 
 from ._base import DovecoteActor, mailbox_depth, tell
 from ._dispatcher import DispatcherActor
 from ._flow import CreditGate
 from ._heartbeat import HeartbeatTimer
+from ._inspect import query_events, trace_events
 from ._listener import ListenerActor, ListenerSpec
 from ._messages import ListenerAdded, RemoveListener, StopServer
 from ._worker import WorkerActor
@@ -30,7 +32,11 @@ if TYPE_CHECKING:
 __all__ = ["EXECUTORS", "MessageHandlingServer"]
 
 EXECUTORS = ("blocking", "threading")
-log = structlog.get_logger("dovecote.actors")
+#: Events each actor keeps by default (``event_history``).
+DEFAULT_HISTORY = 200
+#: Histories a server keeps at most (ended actors' drop out first).
+MAX_HISTORIES = 256
+log = get_logger("dovecote.actors")
 
 
 @contextlib.contextmanager
@@ -71,12 +77,15 @@ class MessageHandlingServer:
     def __init__(
         self, handler: Handler, *, executor: str = "threading", max_workers: int = 8,
         max_in_flight: int = 512, name: str = "server", endpoints: Sequence[Any] = (),
+        event_history: int = DEFAULT_HISTORY,
     ) -> None:
         if executor not in EXECUTORS:
             msg = f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}"
             raise ValueError(msg)
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        if event_history < 0:
+            raise ValueError(f"event_history must be 0 (off) or more, not {event_history}")
         self.handler = handler
         self.executor = executor
         self.max_workers = max_workers
@@ -93,7 +102,13 @@ class MessageHandlingServer:
         self._ready = threading.Event()
         self._heartbeats = HeartbeatTimer(name=name)
         self._gate = CreditGate(max_in_flight)
-        self.handler.bind({"server": name}, self._heartbeats)
+        #: The last ``event_history`` events of each actor (0: none are kept).
+        self.event_history = event_history
+        #: Every actor's history by URN, ended actors' too (the most recent ones).
+        self._histories: dict[str, History] = {}
+        for ref in all_refs(self.endpoints):
+            self._endpoint_history(ref)
+        self.handler.bind({"server": name}, self._heartbeats, self._endpoint_history)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -152,12 +167,40 @@ class MessageHandlingServer:
             batched=self.handler.batched, batch_size=self.handler.batch_size,
             batch_timeout=self.handler.batch_timeout, attempt=attempt, delay=delay,
             server_stopping=self._stopping, server=self.name, track=self._track,
+            history=self.event_history,
         )
 
     def _track(self, actor: DovecoteActor) -> None:
         with self._lock:
             self._actors = [a for a in self._actors if a.actor_ref.is_alive()]
             self._actors.append(actor)
+            if actor.history is not None:
+                self._keep(actor.actor_urn, actor.history)
+
+    def _keep(self, urn: str, history: History) -> None:
+        """Keep ``history`` (under the lock); forget the oldest ended actors' ones
+        beyond ``MAX_HISTORIES``."""
+        self._histories[urn] = history
+        if len(self._histories) > MAX_HISTORIES:
+            alive = {a.actor_urn for a in self._actors} | {
+                ref.actor_urn for ref in all_refs(self.endpoints)}
+            for old in [u for u in self._histories if u not in alive][
+                    :len(self._histories) - MAX_HISTORIES]:
+                del self._histories[old]
+
+    def _endpoint_history(self, ref: pykka.ActorRef[Any]) -> History | None:
+        """The history of an endpoint actor (it is the application's actor: the
+        server keeps what dovecote logs on its behalf)."""
+        if not self.event_history:
+            return None
+        with self._lock:
+            found = self._histories.get(ref.actor_urn)
+            if found is None:
+                found = History(self.event_history, {
+                    "actor": ref.actor_class.__name__, "actor_urn": ref.actor_urn,
+                    "kind": "endpoint", "server": self.name})
+                self._keep(ref.actor_urn, found)
+            return found
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -174,12 +217,14 @@ class MessageHandlingServer:
                 handler=self.handler, gate=self._gate, spawn_listener=self._spawn_listener,
                 on_stopped=self._on_dispatcher_stopped, server=self.name,
                 in_caller_thread=blocking, holder=holder, track=self._track,
+                history=self.event_history,
             )
             dispatcher = holder[0]
             if not blocking:
                 dispatcher.add_workers([
                     WorkerActor.start(dispatcher=self._dispatcher, jobs=dispatcher.pending,
-                                      gate=self._gate, server=self.name, track=self._track)
+                                      gate=self._gate, server=self.name, track=self._track,
+                                      history=self.event_history)
                     for _ in range(self.max_workers)
                 ])
             error: BaseException | None = None
@@ -304,3 +349,24 @@ class MessageHandlingServer:
             for ref in all_refs(self.endpoints)
         )
         return records
+
+    def events(
+        self, *, actor: str | None = None, kind: str | None = None, msg_id: str | None = None,
+        since: float | str | datetime.datetime | None = None, limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The actors' recent events in time order, as dicts with ``event``,
+        ``level``, ``timestamp`` (ISO 8601, UTC), ``time`` (seconds since the
+        epoch), ``actor``, ``actor_urn``, ``kind``, ``server`` and the event's
+        fields: of one actor (``actor``: its URN), one ``kind`` (``listener``,
+        ``dispatcher``, ``worker``, ``endpoint``), about one message
+        (``msg_id``), after ``since``; the last ``limit`` of them."""
+        with self._lock:
+            histories = list(self._histories.values())
+        return query_events(histories, actor=actor, kind=kind, msg_id=msg_id, since=since,
+                            limit=limit)
+
+    def trace(self, msg_id: str) -> list[dict[str, Any]]:
+        """One message's way through the actors (listener, dispatcher, worker or
+        endpoint actor, reply): its events in time order, each with
+        ``elapsed_ms`` since the first and ``spent_ms`` until the next."""
+        return trace_events(self.events(msg_id=msg_id))

@@ -48,9 +48,9 @@ class WorkerActor(DovecoteActor):
 
     def __init__(
         self, *, dispatcher: pykka.ActorRef[Any], jobs: collections.deque[Job],
-        gate: CreditGate, server: str, track: Track = None,
+        gate: CreditGate, server: str, track: Track = None, history: int = 0,
     ) -> None:
-        super().__init__(track=track, server=server)
+        super().__init__(track=track, history=history, server=server)
         self.dispatcher = dispatcher
         self.jobs = jobs
         self.gate = gate

@@ -243,7 +243,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--casts", type=int, default=3000)
     args = parser.parse_args()
-    dovecote.configure_logging(level="warning")  # structlog prints every line by default
 
     ours_calls = statistics.median(dovecote_calls(args.calls)) * 1000
     raw_call = statistics.median(raw_calls(args.calls)) * 1000

@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import pykka
-import structlog
 
 import dovecote
 
@@ -52,11 +51,11 @@ class API:
             self.done.set()
 
 
-def serve(transport: dovecote.Transport, api: API, executor: str) -> Any:
+def serve(transport: dovecote.Transport, api: API, executor: str, history: int = 200) -> Any:
     """An RPC server for ``api`` on topic ``bench``, started (a blocking one in
-    a thread of its own)."""
+    a thread of its own); its actors keep ``history`` events each."""
     server = dovecote.get_rpc_server(transport, dovecote.Target(topic="bench"), [api],
-                                     executor=executor)
+                                     executor=executor, event_history=history)
     if executor == "blocking":
         threading.Thread(target=server.start, daemon=True).start()
         server.wait_ready(10)
@@ -65,9 +64,10 @@ def serve(transport: dovecote.Transport, api: API, executor: str) -> Any:
     return server
 
 
-def call_round_trip(n: int, executor: str) -> float:
-    transport = dovecote.get_transport(f"memory://bench-call-{executor}")
-    server = serve(transport, API(), executor)
+def call_round_trip(n: int, executor: str, *, history: int = 200, name: str = "") -> float:
+    """Median seconds of one call."""
+    transport = dovecote.get_transport(f"memory://bench-call-{executor}{name}")
+    server = serve(transport, API(), executor, history)
     client = dovecote.get_rpc_client(transport, dovecote.Target(topic="bench"), timeout=10)
     for i in range(200):
         client.call({}, "ping", i=i)
@@ -82,17 +82,19 @@ def call_round_trip(n: int, executor: str) -> float:
     return statistics.median(samples)
 
 
-def cast_throughput(n: int, executor: str) -> float:
-    transport = dovecote.get_transport(f"memory://bench-cast-{executor}")
+def cast_throughput(n: int, executor: str, *, history: int = 200, name: str = "") -> float:
+    """Casts per second, sent and handled."""
+    transport = dovecote.get_transport(f"memory://bench-cast-{executor}{name}")
     api = API(expected=n)
-    server = serve(transport, api, executor)
+    server = serve(transport, api, executor, history)
     client = dovecote.get_rpc_client(transport, dovecote.Target(topic="bench"))
     t0 = time.perf_counter()
     for _ in range(n):
         client.cast({}, "tick")
-    api.done.wait(120)
+    if not api.done.wait(120):
+        msg = f"only {api.count} of {n} casts arrived"
+        raise RuntimeError(msg)
     elapsed = time.perf_counter() - t0
-    assert api.count == n, f"only {api.count} of {n} casts arrived"
     server.stop()
     server.wait()
     transport.cleanup()
@@ -104,7 +106,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--casts", type=int, default=100_000)
     args = parser.parse_args()
-    dovecote.configure_logging(level="warning")
     ask = pykka_ask_round_trip(args.calls)
     print(f"pykka ask round trip (median of {args.calls}): {ask * 1e6:8.1f} us")
     for executor in ("threading", "blocking"):
@@ -115,7 +116,6 @@ def main() -> None:
         rate = cast_throughput(args.casts, executor)
         print(f"dovecote casts end to end, {executor:9} executor ({args.casts}): "
               f"{rate:10.0f}/s (goal >= 50000/s)")
-    structlog.reset_defaults()
 
 
 if __name__ == "__main__":

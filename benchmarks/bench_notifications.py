@@ -159,8 +159,8 @@ def delete_queue(name: str) -> None:
 
 
 def quiet() -> None:
-    """structlog prints everything by default; oslo.messaging logs through logging."""
-    dovecote.configure_logging(level="warning")
+    """oslo.messaging logs through logging: keep it to errors. dovecote is left
+    as users get it (structlog unconfigured: quiet by default)."""
     logging.basicConfig(level=logging.ERROR)
     for name in ("oslo_messaging", "oslo.messaging", "amqp", "kombu", "stevedore"):
         logging.getLogger(name).setLevel(logging.ERROR)

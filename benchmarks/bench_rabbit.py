@@ -155,12 +155,13 @@ def threaded_calls(stack: Stack, n: int, threads: int) -> tuple[int, float]:
 
 # -- the libraries ------------------------------------------------------------------------------
 @contextlib.contextmanager
-def dovecote_stack() -> Iterator[Stack]:
+def dovecote_stack(event_history: int = 200) -> Iterator[Stack]:
     topic = f"bench_dc_{uuid.uuid4().hex[:8]}"
     sink = Sink()
     transport = dovecote.get_transport(URL)
     server = dovecote.get_rpc_server(
         transport, dovecote.Target(topic=topic, server="bench"), [sink], executor="threading",
+        event_history=event_history,
     )
     server.start()
     try:
@@ -254,8 +255,8 @@ def raw_casts(n: int, threads: int) -> tuple[int, float]:
 
 # -- the run --------------------------------------------------------------------------------------
 def quiet() -> None:
-    """structlog prints everything by default; oslo.messaging logs through logging."""
-    dovecote.configure_logging(level="warning")
+    """oslo.messaging logs through logging: keep it to errors. dovecote is left
+    as users get it (structlog unconfigured: quiet by default)."""
     logging.basicConfig(level=logging.ERROR)
     for name in ("oslo_messaging", "oslo.messaging", "amqp", "kombu"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -351,6 +352,8 @@ def main() -> None:
                         help="one library only, numbers without ratios (for profiling)")
     parser.add_argument("--scenario", choices=SCENARIOS, action="append",
                         help="only this scenario (repeatable; for profiling)")
+    parser.add_argument("--event-history", type=int, default=200,
+                        help="events each dovecote actor keeps (0: off; default 200)")
     args = parser.parse_args()
     # per round; a full run takes 3 rounds
     if args.quick:
@@ -364,7 +367,9 @@ def main() -> None:
     started = time.monotonic()
     with contextlib.ExitStack() as stacks:
         libraries: dict[str, dict[str, Scenario]] = {}
-        for name, make in (("dovecote", dovecote_stack), ("oslo", oslo_stack)):
+        makers = (("dovecote", lambda: dovecote_stack(args.event_history)),
+                  ("oslo", oslo_stack))
+        for name, make in makers:
             if args.only in (None, name):
                 stack = stacks.enter_context(make())
                 call_round_trips(stack, sizes.warmup)  # connections, queues, pools, caches

@@ -4,7 +4,7 @@ Run: python examples/quickstart.py
 
 An RPC server with a plain endpoint and a pykka actor endpoint, a client that
 calls, casts and calls asynchronously, a notifier and a notification
-listener, and a look at the live actors. Swap the URL for
+listener, one call traced through the actors, and a look at the live actors. Swap the URL for
 ``rabbit://guest:guest@127.0.0.1:5672/`` to run the same thing on RabbitMQ.
 """
 
@@ -28,6 +28,7 @@ class ComputeAPI:
     def resize(self, ctxt: dict, instance: str, flavor: str = "m1.small") -> dict:
         return {"instance": instance, "flavor": flavor, "by": ctxt.get("user")}
 
+    @dovecote.expected_exceptions(ValueError)  # the caller's mistake: logged at info, not error
     def fail(self, ctxt: dict) -> None:
         raise ValueError("this instance cannot be resized")
 
@@ -61,8 +62,8 @@ class MeterEndpoint:
 
 
 def main() -> None:
-    # structlog prints every line by default; keep the example's output to its own prints.
-    dovecote.configure_logging(level="critical")
+    # No logging set-up: dovecote is quiet (WARNING and above, to stderr) until the
+    # application configures structlog; each actor keeps its recent events anyway.
     transport = dovecote.get_transport(URL)
     counter = Counter.start()
     server = dovecote.get_rpc_server(
@@ -94,6 +95,11 @@ def main() -> None:
     notifier = dovecote.Notifier(transport, publisher_id="compute.host-1")
     notifier.info(ctxt, "compute.instance.resize.end", {"instance": "i-1"})
     meter.seen.wait(10)
+
+    resize = next(e for e in server.events() if e.get("method") == "resize")
+    print(f"trace of the first resize call ({resize['msg_id'][:8]}...):")
+    for step in server.trace(resize["msg_id"]):
+        print(f"  +{step['elapsed_ms']:7.3f} ms  {step['kind']:10} {step['event']}")
 
     for record in server.actors():
         print(f"actor {record['kind']:10} alive={record['alive']} handled={record['handled']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._target import Target
@@ -77,19 +78,25 @@ def take_dead_letters(
 def replay_dead_letters(
     transport: Transport, topic: str, priority: str, *, limit: int | None = None,
     timeout: float = 1.0, exchange: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Send up to ``limit`` dead letters of ``<topic>.<priority>`` again, as new
-    notifications (redelivery count reset), and return how many. Bodies that
-    could not be decoded are left on the dead-letter queue."""
+    notifications (redelivery count reset), and return how many; ``progress``
+    is called with the count so far after each. Bodies that could not be
+    decoded are left on the dead-letter queue."""
     target = Target(exchange=exchange, topic=f"{topic}.{priority.lower()}")
     driver = transport.driver
     skipped: list[IncomingMessage] = []
+    sent: list[IncomingMessage] = []
 
     def resend(incoming: IncomingMessage) -> bool:
         if incoming.error is not None:
             skipped.append(incoming)
             return False
         driver.send_notification(target, incoming.ctxt, incoming.message, version=2.0)
+        sent.append(incoming)
+        if progress is not None:
+            progress(len(sent))
         return True
 
     replayed = _drain(transport, topic, priority, limit=limit, timeout=timeout, handle=resend)

@@ -11,14 +11,15 @@ import abc
 import contextlib
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import pykka
 import pykka.messages
-import structlog
 
 from ._errors import ExpectedException
+from ._logging import get_logger
 from ._target import Target
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ExplicitRPCAccessPolicy",
     "LegacyRPCAccessPolicy",
     "RPCAccessPolicyBase",
+    "actor_method",
     "actor_ref_of",
     "endpoint_methods",
     "expected_exceptions",
@@ -173,7 +175,7 @@ def _invoker(actor: pykka.Actor) -> Callable[[Callable[[Any], Any], Completion],
             done(*outcome)
         except BaseException as exc:  # noqa: BLE001 - a bug in dovecote: logged, contained
             with contextlib.suppress(Exception):
-                structlog.get_logger("dovecote.actors").error(
+                get_logger("dovecote.actors").error(
                     "endpoint.completion_failed", actor_urn=actor.actor_urn,
                     error=type(exc).__name__)
 
@@ -195,3 +197,34 @@ def run_in_actor(
     :func:`install_invoker`); ``done(result, exception)`` runs in the actor's
     thread when it is over. Raises ``pykka.ActorDeadError`` if the actor is gone."""
     ref.tell(pykka.messages.ProxyCall(attr_path=(_INVOKE_ATTR,), args=(work, done), kwargs={}))
+
+
+#: How often a thread waiting for an endpoint actor checks that it still runs.
+_ACTOR_CHECK = 0.5
+
+
+def actor_method(ref: pykka.ActorRef[Any], name: str) -> Callable[..., Any]:
+    """Call ``name`` on an endpoint actor, in its thread, and wait for it; a
+    ``BaseException`` there comes back here instead of stopping every actor,
+    and an actor that stops before it ran the call is an error, not a hang."""
+    func = getattr(ref.actor_class, name)
+    install_invoker(ref)
+
+    def call(*args: Any) -> Any:
+        finished = threading.Event()
+        outcome: list[Any] = [None, None]
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            outcome[:] = [result, exc]
+            finished.set()
+
+        run_in_actor(ref, lambda actor: func(actor, *args), done)
+        while not finished.wait(_ACTOR_CHECK):
+            if ref.actor_stopped.is_set() and not finished.is_set():
+                msg = f"endpoint actor {ref} stopped before it handled the notification"
+                raise pykka.ActorDeadError(msg)
+        if outcome[1] is not None:
+            raise outcome[1]
+        return outcome[0]
+
+    return call

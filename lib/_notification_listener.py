@@ -12,25 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pykka
-import structlog
-
-from ._endpoints import actor_ref_of, install_invoker, run_in_actor
+from ._endpoints import actor_method, actor_ref_of
 from ._handling import (
     Done,
     Handler,
     HeartbeatScheduler,
     Job,
-    actor_log,
     clip,
     describe,
+    elapsed_ms,
     log_field,
+    trace_id,
 )
+from ._logging import ActorLog, actor_log, get_logger
 from ._notification_filter import NotificationFilter
 from ._serializer import NoOpSerializer, Serializer
 
@@ -48,10 +46,8 @@ __all__ = [
     "get_notification_listener",
 ]
 
-log = structlog.get_logger("dovecote.notify")
+log = get_logger("dovecote.notify")
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
-#: How often a worker waiting for an endpoint actor checks that it still runs.
-_ACTOR_CHECK = 0.5
 
 
 class NotificationResult:
@@ -82,33 +78,6 @@ def _malformed(incoming: IncomingMessage) -> str | None:
     return None
 
 
-def _actor_callback(ref: pykka.ActorRef[Any], name: str) -> Callback:
-    """Call ``name`` on an endpoint actor, in its thread, and wait for it; a
-    ``BaseException`` there comes back here instead of stopping every actor,
-    and an actor that stops before it ran the call is an error, not a hang."""
-    func = getattr(ref.actor_class, name)
-    install_invoker(ref)
-
-    def call(*args: Any) -> Any:
-        finished = threading.Event()
-        outcome: list[Any] = [None, None]
-
-        def done(result: Any, exc: BaseException | None) -> None:
-            outcome[:] = [result, exc]
-            finished.set()
-
-        run_in_actor(ref, lambda actor: func(actor, *args), done)
-        while not finished.wait(_ACTOR_CHECK):
-            if ref.actor_stopped.is_set() and not finished.is_set():
-                msg = f"endpoint actor {ref} stopped before it handled the notification"
-                raise pykka.ActorDeadError(msg)
-        if outcome[1] is not None:
-            raise outcome[1]
-        return outcome[0]
-
-    return call
-
-
 class NotificationHandler(Handler):
     """Turns notifications into jobs; one job per message, or per batch.
 
@@ -133,7 +102,7 @@ class NotificationHandler(Handler):
         self.batch_size = batch_size or 1
         self.batch_timeout = batch_timeout if self.batched else None
         self.log_fields: dict[str, Any] = {}
-        self.log: Any = log
+        self.log = ActorLog(log)
         self.callbacks: dict[str, list[tuple[Callback, NotificationFilter | None]]] = {}
         for endpoint in self.endpoints:
             ref = actor_ref_of(endpoint)
@@ -144,7 +113,7 @@ class NotificationHandler(Handler):
                              if n and callable(getattr(holder, n, None))), None)
                 if name is None:
                     continue
-                callback = _actor_callback(ref, name) if ref is not None else getattr(
+                callback = actor_method(ref, name) if ref is not None else getattr(
                     endpoint, name)
                 self.callbacks.setdefault(priority, []).append((callback, rule))
         self.priorities = tuple(p for p in PRIORITIES if p in self.callbacks)
@@ -153,9 +122,12 @@ class NotificationHandler(Handler):
                    f"({', '.join(PRIORITIES)}): nothing to listen for")
             raise ValueError(msg)
 
-    def bind(self, log_fields: dict[str, Any], heartbeats: HeartbeatScheduler) -> None:
-        super().bind(log_fields, heartbeats)
-        self.log = log.bind(**log_fields)  # bound once: per-notification lines stay cheap
+    def bind(
+        self, log_fields: dict[str, Any], heartbeats: HeartbeatScheduler,
+        endpoint_history: Any = lambda _ref: None,
+    ) -> None:
+        super().bind(log_fields, heartbeats, endpoint_history)
+        self.log = ActorLog(log.bind(**log_fields))  # bound once: per-notification lines cheap
 
     def prepare(self, messages: Sequence[IncomingMessage], done: Done) -> list[Job]:
         if self.batched:
@@ -236,6 +208,9 @@ class NotificationHandler(Handler):
 
     def _handle_one(self, incoming: IncomingMessage) -> bool:
         started = time.monotonic()
+        log = actor_log(self.log)
+        if log.records_debug:
+            log.debug("dispatch.started", msg_id=trace_id(incoming))
         entry = self._prepared(incoming, started)
         if entry is None:
             return False
@@ -258,9 +233,10 @@ class NotificationHandler(Handler):
         if requeue_reason is not None:
             return self._retry_or_park(incoming, requeue_reason, started)
         incoming.acknowledge()
-        actor_log(self.log).debug("dispatch.ok", **self._fields(incoming),
-                  outcome="handled" if called else "filtered",
-                  duration_ms=round((time.monotonic() - started) * 1000, 3))
+        if log.records_debug:
+            log.debug("dispatch.ok", **self._fields(incoming),
+                      outcome="handled" if called else "filtered",
+                      duration_ms=elapsed_ms(started))
         return True
 
     def _retry_or_park(self, incoming: IncomingMessage, reason: str, started: float) -> bool:
@@ -275,7 +251,7 @@ class NotificationHandler(Handler):
             actor_log(self.log).warning("notification.requeued", **self._fields(incoming),
                         outcome="requeued", reason=reason,
                         redeliveries=incoming.redeliveries + 1,
-                        duration_ms=round((time.monotonic() - started) * 1000, 3))
+                        duration_ms=elapsed_ms(started))
             return False
         if self.allow_requeue:
             reason = f"{reason} (after {incoming.redeliveries} redeliveries)"
@@ -290,7 +266,7 @@ class NotificationHandler(Handler):
             return False
         actor_log(self.log).error("notification.dead_lettered", **self._fields(incoming),
                   outcome="dead_lettered", reason=reason, queue=queue,
-                  duration_ms=round((time.monotonic() - started) * 1000, 3))
+                  duration_ms=elapsed_ms(started))
         return False
 
     # -- batches ------------------------------------------------------------------
@@ -302,6 +278,10 @@ class NotificationHandler(Handler):
 
     def _handle_batch(self, batch: list[IncomingMessage]) -> bool:
         started = time.monotonic()
+        log = actor_log(self.log)
+        if log.records_debug:
+            log.debug("dispatch.started", count=len(batch),
+                      msg_ids=[trace_id(incoming) for incoming in batch])
         ok = True
         by_priority: dict[str, list[tuple[IncomingMessage, dict[str, Any]]]] = {}
         for incoming in batch:
@@ -332,14 +312,18 @@ class NotificationHandler(Handler):
             return False
         for incoming, _ in group:
             incoming.acknowledge()
-        actor_log(self.log).debug("dispatch.ok", outcome="handled", batch=len(group),
-                  duration_ms=round((time.monotonic() - started) * 1000, 3))
+        log = actor_log(self.log)
+        if log.records_debug:
+            log.debug("dispatch.ok", outcome="handled", batch=len(group),
+                      msg_ids=[trace_id(incoming) for incoming, _ in group],
+                      duration_ms=elapsed_ms(started))
         return True
 
 
 def _build(
     transport: Transport, targets: Iterable[Target], handler: NotificationHandler, *,
     executor: str, max_workers: int, max_in_flight: int, name: str | None,
+    event_history: int,
 ) -> MessageHandlingServer:
     from .actors import MessageHandlingServer
 
@@ -348,6 +332,7 @@ def _build(
         handler, executor=executor, max_workers=max_workers,
         max_in_flight=max(max_in_flight, handler.batch_size), endpoints=handler.endpoints,
         name=name or handler.pool or ",".join(str(t.topic) for t in targets),
+        event_history=event_history,
     )
     server.listen_for_notifications(
         transport, [(t, p) for t in targets for p in handler.priorities], handler.pool
@@ -360,6 +345,7 @@ def get_notification_listener(
     executor: str = "threading", serializer: Serializer | None = None,
     allow_requeue: bool = False, pool: str | None = None, max_redeliveries: int = 3,
     max_workers: int = 8, max_in_flight: int = 512, name: str | None = None,
+    event_history: int = 200,
 ) -> MessageHandlingServer:
     """A server that calls ``endpoint.<priority>(ctxt, publisher_id,
     event_type, payload, metadata)`` for each notification on ``targets``.
@@ -370,7 +356,7 @@ def get_notification_listener(
         max_redeliveries=max_redeliveries, pool=pool,
     )
     return _build(transport, targets, handler, executor=executor, max_workers=max_workers,
-                  max_in_flight=max_in_flight, name=name)
+                  max_in_flight=max_in_flight, name=name, event_history=event_history)
 
 
 def get_batch_notification_listener(
@@ -378,7 +364,7 @@ def get_batch_notification_listener(
     executor: str = "threading", serializer: Serializer | None = None,
     allow_requeue: bool = False, pool: str | None = None, max_redeliveries: int = 3,
     batch_size: int = 100, batch_timeout: float | None = 1.0, max_workers: int = 8,
-    max_in_flight: int = 512, name: str | None = None,
+    max_in_flight: int = 512, name: str | None = None, event_history: int = 200,
 ) -> MessageHandlingServer:
     """Like :func:`get_notification_listener`, but endpoints get lists: a
     batch is handed over once ``batch_size`` notifications arrived or
@@ -393,4 +379,4 @@ def get_batch_notification_listener(
         batch_timeout=batch_timeout,
     )
     return _build(transport, targets, handler, executor=executor, max_workers=max_workers,
-                  max_in_flight=max_in_flight, name=name)
+                  max_in_flight=max_in_flight, name=name, event_history=event_history)

@@ -14,9 +14,8 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from . import _wire
+from ._logging import get_logger
 from ._serializer import NoOpSerializer, Serializer
 from ._target import Target
 
@@ -30,7 +29,7 @@ __all__ = [
     "reset_test_notifications",
 ]
 
-log = structlog.get_logger("dovecote.notify")
+log = get_logger("dovecote.notify")
 NOTIFIER_DRIVERS = ("messagingv2", "messaging", "log", "noop", "test")
 _LOG_LEVELS = {"AUDIT": "info", "DEBUG": "debug", "INFO": "info", "WARN": "warning",
                "ERROR": "error", "CRITICAL": "critical", "SAMPLE": "info"}

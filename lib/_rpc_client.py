@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pykka
-import structlog
 
 from . import _wire
 from ._errors import InvalidTarget, MessagingTimeout, RPCVersionCapError
+from ._logging import get_logger
 from ._serializer import NoOpSerializer, Serializer
 from .drivers.base import CALL_MONITOR_RANGE, PendingReply
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RPCClient", "get_rpc_client"]
 
-log = structlog.get_logger("dovecote.rpc")
+log = get_logger("dovecote.rpc")
 _NOT_SET: Any = object()
 
 

@@ -19,12 +19,23 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pykka
-import structlog
 
 from . import _wire
+from ._control import ControlEndpoint, PingEndpoint
 from ._endpoints import RPCAccessPolicyBase, run_in_actor
 from ._errors import ExpectedException
-from ._handling import Done, Handler, HeartbeatScheduler, Job, actor_log, clip, describe, log_field
+from ._handling import (
+    Done,
+    Handler,
+    HeartbeatScheduler,
+    Job,
+    clip,
+    describe,
+    elapsed_ms,
+    log_field,
+    trace_id,
+)
+from ._logging import ActorLog, History, actor_log, get_logger
 from ._rpc_dispatcher import BadRequest, Found, RPCDispatcher
 from ._serializer import Serializer
 from .drivers.base import UnsendableReply
@@ -37,7 +48,10 @@ if TYPE_CHECKING:
 
 __all__ = ["RPCHandler", "get_rpc_server"]
 
-log = structlog.get_logger("dovecote.rpc")
+log = get_logger("dovecote.rpc")
+#: The fields of the two events every request makes.
+_STARTED = ("msg_id", "method")
+_OK = ("msg_id", "method", "duration_ms", "outcome")
 
 
 class _Call:
@@ -60,8 +74,8 @@ class _Call:
 
     def fields(self) -> dict[str, Any]:
         incoming = self.incoming
-        return {"msg_id": incoming.msg_id, "method": self.method, **incoming.origin,
-                "duration_ms": round((time.monotonic() - self.started) * 1000, 3)}
+        return {"msg_id": trace_id(incoming), "method": self.method, **incoming.origin,
+                "duration_ms": elapsed_ms(self.started)}
 
 
 class RPCHandler(Handler):
@@ -73,11 +87,24 @@ class RPCHandler(Handler):
     def __init__(self, dispatcher: RPCDispatcher) -> None:
         self.dispatcher = dispatcher
         self.log_fields: dict[str, Any] = {}
-        self.log: Any = log
+        self.log = ActorLog(log)
+        self._endpoint_logs: dict[str, ActorLog] = {}
 
-    def bind(self, log_fields: dict[str, Any], heartbeats: HeartbeatScheduler) -> None:
-        super().bind(log_fields, heartbeats)
-        self.log = log.bind(**log_fields)  # bound once: the per-request lines stay cheap
+    def bind(
+        self, log_fields: dict[str, Any], heartbeats: HeartbeatScheduler,
+        endpoint_history: Any = lambda _ref: None,
+    ) -> None:
+        super().bind(log_fields, heartbeats, endpoint_history)
+        self.log = ActorLog(log.bind(**log_fields))  # bound once: per-request lines stay cheap
+
+    def _endpoint_log(self, ref: pykka.ActorRef[Any]) -> ActorLog:
+        """The log of an endpoint actor: its identity, and its history."""
+        found = self._endpoint_logs.get(ref.actor_urn)
+        if found is None:
+            history: History | None = self.endpoint_history(ref)
+            found = self._endpoint_logs[ref.actor_urn] = self.log.bind(
+                history, actor=ref.actor_class.__name__, actor_urn=ref.actor_urn)
+        return found
 
     # -- in the dispatcher ------------------------------------------------------
     def prepare(self, messages: Sequence[IncomingMessage], done: Done) -> list[Job]:
@@ -136,6 +163,7 @@ class RPCHandler(Handler):
         if isinstance(found, Exception):
             self._reject(call, found, outcome="rejected")
             return False
+        self._started(call, actor_log(self.log))
         try:
             route = self.dispatcher.prepare_call(found, incoming.ctxt)
         except BaseException as exc:  # noqa: BLE001 - the serializer's error goes to the caller
@@ -154,10 +182,11 @@ class RPCHandler(Handler):
         assert isinstance(found, Found)
         assert found.actor_ref is not None
         ref = found.actor_ref
-        logger = self.log.bind(actor=ref.actor_class.__name__, actor_urn=ref.actor_urn)
+        logger = self._endpoint_log(ref)
         stage: list[str] = []
 
         def work(actor: Any) -> Any:  # in the endpoint actor's thread
+            self._started(call, logger)
             stage.append("deserialize")
             route = self.dispatcher.prepare_call(found, call.incoming.ctxt)
             call.ctxt = route.ctxt
@@ -186,6 +215,13 @@ class RPCHandler(Handler):
         except Exception as exc:  # noqa: BLE001 - the actor is gone: answer the caller
             finished(None, exc)
 
+    @staticmethod
+    def _started(call: _Call, log: ActorLog) -> None:
+        if log.records_debug and not call.incoming.quiet:
+            found = call.found
+            log.debug_values("dispatch.started", _STARTED, (
+                trace_id(call.incoming), found.method if isinstance(found, Found) else call.method))
+
     # -- outcomes ---------------------------------------------------------------
     def _watch(self, incoming: IncomingMessage) -> object:
         if not incoming.wants_reply:
@@ -201,10 +237,10 @@ class RPCHandler(Handler):
         return self.heartbeats.track(incoming, interval / 2)
 
     def _finish(
-        self, call: _Call, result: Any, exc: BaseException | None, logger: Any = None, *,
-        stage: str = "endpoint",
+        self, call: _Call, result: Any, exc: BaseException | None,
+        logger: ActorLog | None = None, *, stage: str = "endpoint",
     ) -> bool:
-        log = logger if logger is not None else actor_log(self.log)
+        log: ActorLog = logger if logger is not None else actor_log(self.log)
         incoming = call.incoming
         if call.token is not None:
             self.heartbeats.untrack(call.token)
@@ -214,7 +250,15 @@ class RPCHandler(Handler):
                 if stage == "unsent":
                     return False
             if exc is None:
-                log.debug("dispatch.ok", **call.fields(), outcome="ok")
+                if log.records_debug and not incoming.quiet:
+                    if log.logs_debug:
+                        log.debug("dispatch.ok", **call.fields(), outcome="ok")
+                    else:  # the history alone: the cheapest record
+                        found = call.found
+                        log.debug_values("dispatch.ok", _OK, (
+                            trace_id(incoming),
+                            found.method if isinstance(found, Found) else call.method,
+                            elapsed_ms(call.started), "ok"))
                 return True
         fields = call.fields()
         if stage != "endpoint":
@@ -235,7 +279,7 @@ class RPCHandler(Handler):
         return False
 
     def _send_result(
-        self, call: _Call, result: Any, log: Any
+        self, call: _Call, result: Any, log: ActorLog
     ) -> tuple[BaseException | None, str]:
         """Serialize and send the result: ``(None, "sent")``, ``(None, "unsent")``
         when the broker could not take it (logged), or the error for the caller
@@ -253,7 +297,8 @@ class RPCHandler(Handler):
         except Exception as exc:  # noqa: BLE001 - the broker refused it: logged
             log.error("reply.failed", msg_id=incoming.msg_id, error=describe(exc))
             return None, "unsent"
-        log.debug("reply.sent", msg_id=incoming.msg_id)
+        if log.records_debug and not incoming.quiet:
+            log.debug("reply.sent", msg_id=incoming.msg_id)
         return None, "sent"
 
     def _reject(self, call: _Call, exc: Exception, *, outcome: str) -> None:
@@ -279,7 +324,8 @@ def get_rpc_server(
     transport: Transport, target: Target, endpoints: Iterable[Any], *,
     executor: str = "threading", serializer: Serializer | None = None,
     access_policy: RPCAccessPolicyBase | None = None, max_workers: int = 8,
-    max_in_flight: int = 512, name: str | None = None,
+    max_in_flight: int = 512, name: str | None = None, control: bool = True,
+    event_history: int = 200,
 ) -> MessageHandlingServer:
     """An RPC server for ``target`` on ``transport`` (add more with ``listen``).
 
@@ -287,15 +333,24 @@ def get_rpc_server(
     ``max_workers`` worker actors. ``executor="blocking"``: ``start()``
     blocks and methods run in the thread that called it, until ``stop()``.
     At most ``max_in_flight`` requests are taken from the transport and not
-    yet finished; the rest wait at the broker.
+    yet finished; the rest wait at the broker. ``control`` serves the control
+    endpoint (namespace ``dovecote.control``: ``ping``, ``actors``,
+    ``events``, and oslo.messaging's ``oslo_rpc_server_ping``); each actor
+    keeps its last ``event_history`` events (0: none).
     """
     from .actors import MessageHandlingServer
 
+    endpoints = list(endpoints)
+    control_endpoint = ControlEndpoint() if control else None
+    if control_endpoint is not None:
+        endpoints += [control_endpoint, PingEndpoint()]
     dispatcher = RPCDispatcher(endpoints, serializer=serializer, access_policy=access_policy)
     server = MessageHandlingServer(
         RPCHandler(dispatcher), executor=executor, max_workers=max_workers,
         max_in_flight=max_in_flight, name=name or str(target.server or target.topic),
-        endpoints=dispatcher.endpoints,
+        endpoints=dispatcher.endpoints, event_history=event_history,
     )
+    if control_endpoint is not None:
+        control_endpoint.server = server
     server.listen(transport, target)
     return server

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from ._errors import InvalidTransportURL
 
-__all__ = ["TransportHost", "TransportURL", "mask_password"]
+__all__ = ["TransportHost", "TransportURL", "is_secret_option", "mask_password"]
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*$")
 _NETLOC_IN_URL = re.compile(r"(?P<head>[a-zA-Z0-9+.\-]+://)(?P<netloc>[^/?#\s'\"]*)")
@@ -29,7 +29,11 @@ _SECRET_OPTION = re.compile(r"(?P<name>[?&][A-Za-z0-9_.\-]*password[A-Za-z0-9_.\
                             re.IGNORECASE)
 
 
-def _secret(name: str) -> bool:
+#: ``user:password@`` in a text that is not a URL (a mistyped scheme).
+_BARE_CREDENTIALS = re.compile(r"(?P<user>[^\s:/@,]*):[^\s@]*@")
+
+
+def is_secret_option(name: str) -> bool:
     return "password" in name.lower()
 
 
@@ -87,6 +91,7 @@ class TransportURL:
         shown = mask_password(url)
         scheme, sep, rest = url.partition("://")
         if not sep:
+            shown = _BARE_CREDENTIALS.sub(r"\g<user>:****@", shown)
             raise InvalidTransportURL(shown, "no scheme: write it as scheme://..., e.g. memory://")
         if not _SCHEME.match(scheme):
             raise InvalidTransportURL(shown, f"scheme {scheme!r} is not a valid URL scheme")
@@ -140,7 +145,7 @@ class TransportURL:
             out += "/" + quote(self.virtual_host, safe="")
         if self.query:
             out += "?" + "&".join(
-                f"{quote(k)}={'****' if mask and _secret(k) else quote(v)}"
+                f"{quote(k)}={'****' if mask and is_secret_option(k) else quote(v)}"
                 for k, v in self.query.items())
         return out
 

@@ -102,6 +102,18 @@ def topic(unique: str) -> str:
 
 
 @pytest.fixture
+def forget_queues(request: pytest.FixtureRequest, topic: str) -> Iterator[None]:
+    """Topic queues outlive a test on RabbitMQ: delete the test's own after it
+    (``topic`` and ``topic.s1``, on its transport, or none on ``memory://``)."""
+    from _rpc_support import delete_queues
+
+    url = (request.getfixturevalue("transport_url")
+           if "transport_url" in request.fixturenames else "memory://")
+    yield
+    delete_queues(url, topic, f"{topic}.s1")
+
+
+@pytest.fixture
 def no_deaths(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Fails the test if a thread died of an exception (``threading.excepthook``)
     or pykka reported an actor that crashed."""

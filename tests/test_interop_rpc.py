@@ -288,3 +288,32 @@ def test_default_oslo_client_sees_dovecote_failures_as_it_sees_oslo_ones(
         ("RemoteError", "InteropError"),
         ("RemoteError", "NoSuchMethod"),
     ]
+
+
+def test_oslo_ping_answered_both_ways(
+    rabbitmq: str, topic: str, dovecote_side: Side, oslo_side: Side,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dovecote server answers oslo.messaging's ``oslo_rpc_server_ping`` (its
+    control endpoint is on by default), and ``dovecote ping`` pings an
+    oslo.messaging server with ``rpc_ping_enabled`` through that method."""
+    import subprocess
+    import sys
+
+    from oslo_config import cfg
+    from oslo_messaging.rpc import dispatcher
+
+    with dovecote_side.serving(f"{topic}_dovecote", Endpoint("s1", queue.SimpleQueue())):
+        assert oslo_side.client(f"{topic}_dovecote").call({}, "oslo_rpc_server_ping") == "pong"
+    cfg.CONF.register_opts(dispatcher._dispatcher_opts)  # as oslo's RPCDispatcher does
+    cfg.CONF.set_override("rpc_ping_enabled", True)
+    try:
+        with oslo_side.serving(f"{topic}_oslo", Endpoint("s1", queue.SimpleQueue())):
+            done = subprocess.run(
+                [sys.executable, "-m", "dovecote._cli", "ping", rabbitmq, f"{topic}_oslo",
+                 "--server", "s1", "--count", "2", "--timeout", "10"],
+                capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        cfg.CONF.clear_override("rpc_ping_enabled")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(f"pong from {topic}_oslo.s1") == 2

@@ -7,26 +7,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import structlog
-from _rpc_support import PATIENCE, delete_queues, running, serve
+from _rpc_support import PATIENCE, running, serve
 
 import dovecote
 from dovecote import Target
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def _forget_queues(request: pytest.FixtureRequest, topic: str) -> Iterator[None]:
-    """Topic queues outlive a test on RabbitMQ: delete this test's."""
-    url = (request.getfixturevalue("transport_url")
-           if "transport_url" in request.fixturenames else "memory://")
-    yield
-    delete_queues(url, topic, f"{topic}.s1")
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("forget_queues")]
 
 
 class Api:

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import amqp
 import amqp.transport
-import structlog
 
 from .._errors import InvalidTransportURL, MessageDeliveryFailure
+from .._logging import get_logger
 from ._options import as_bool
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ _TOO_OLD = frozenset({"sslv2", "sslv3", "sslv23", "tlsv1", "tlsv1_0", "tlsv1_1",
 # OpenSSL's verify codes, by what they mean to a user.
 _EXPIRED = frozenset({9, 10})  # not yet valid, has expired
 _HOSTNAME = frozenset({62, 64})  # host name or IP address mismatch
-log = structlog.get_logger("dovecote.tls")
+log = get_logger("dovecote.tls")
 
 
 class TLSRefused(MessageDeliveryFailure):

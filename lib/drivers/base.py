@@ -145,7 +145,7 @@ class IncomingMessage(abc.ABC):
     """
 
     __slots__ = ("ctxt", "dead_letter_reason", "error", "message", "msg_id", "origin",
-                 "redeliveries")
+                 "quiet", "redeliveries", "trace")
 
     def __init__(
         self, *, ctxt: dict[str, Any], message: dict[str, Any], msg_id: str | None = None,
@@ -155,6 +155,10 @@ class IncomingMessage(abc.ABC):
         #: Log fields of the listener that took it (``listener``, ``transport``),
         #: set by the server's listener actor.
         self.origin: dict[str, str] = _NO_ORIGIN
+        #: The id its events carry (``dovecote._handling.trace_id``), once known.
+        self.trace: str | None = None
+        #: A control-endpoint request: its debug events are not recorded.
+        self.quiet = False
         self.ctxt = ctxt
         self.message = message
         self.msg_id = msg_id
@@ -349,6 +353,10 @@ class Driver(abc.ABC):
     def listen_dead_letters(self, queue: str) -> Listener:
         """A notification listener on the dead-letter queue ``queue``
         (``<topic>.<priority>.dead``), to read or replay what was parked."""
+
+    def delete_queue(self, name: str) -> None:  # noqa: B027 - optional hook
+        """Delete the queue ``name`` if the transport can (a listener's own pool,
+        say, that should not outlive it); the default does nothing."""
 
     def cleanup(self) -> None:  # noqa: B027 - optional hook
         """Close connections and threads the driver holds."""

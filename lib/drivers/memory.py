@@ -61,6 +61,10 @@ class MemoryBroker:
         #: Listeners consuming each queue: competing consumers share what waits.
         self._consumers: collections.Counter[str] = collections.Counter()
         self._waiting = 0  # receivers blocked in take(): publishing wakes only if any
+        #: Receivers blocked on each queue, and who took from it last: a listener
+        #: that just took from a shared queue lets a waiting one take next.
+        self._waiting_on: collections.Counter[str] = collections.Counter()
+        self._last_taker: dict[str, int] = {}
 
     # -- declarations ---------------------------------------------------------
     def declare_queue(self, queue: str, bindings: Sequence[tuple[str, str]] = ()) -> None:
@@ -80,6 +84,7 @@ class MemoryBroker:
         """Remove ``queue``, its bindings and its messages."""
         with self._cond:
             self._queues.pop(queue, None)
+            self._last_taker.pop(queue, None)
             for queues in itertools.chain(self._bindings.values(), self._fanout.values()):
                 queues.discard(queue)
 
@@ -163,21 +168,29 @@ class MemoryBroker:
         self, queues: Sequence[str], max_messages: int, timeout: float,
         stopped: threading.Event,
     ) -> list[tuple[str, StoredMessage]]:
-        """Take up to ``max_messages`` from ``queues``, waiting at most ``timeout``."""
+        """Take up to ``max_messages`` from ``queues``, waiting at most ``timeout``.
+
+        ``stopped`` also names the taker, for the turns of competing consumers.
+        """
         deadline = time.monotonic() + timeout
+        taker = id(stopped)
         with self._cond:
             while True:
-                taken = list(itertools.islice(self._take_ready(queues), max_messages))
+                taken = list(itertools.islice(self._take_ready(queues, taker), max_messages))
                 if taken or stopped.is_set():
+                    if taken and self._waiting:
+                        self._cond.notify_all()  # a skipped competitor may take now
                     return taken
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
                 self._waiting += 1
+                self._waiting_on.update(queues)
                 try:
                     self._cond.wait(remaining)
                 finally:
                     self._waiting -= 1
+                    self._waiting_on.subtract(queues)
 
     def consume(self, queues: Sequence[str], *, add: bool) -> None:
         """Count a listener in (or out) as a consumer of ``queues``."""
@@ -187,16 +200,21 @@ class MemoryBroker:
                 if self._consumers[queue] <= 0:
                     del self._consumers[queue]
 
-    def _take_ready(self, queues: Sequence[str]) -> Iterator[tuple[str, StoredMessage]]:
+    def _take_ready(self, queues: Sequence[str], taker: int) -> Iterator[tuple[str, StoredMessage]]:
         """Round-robin over ``queues``. Of a queue several listeners consume, one
         take gets its share only (what waits, divided by the consumers, rounded
-        up), as a broker spreads a burst over competing consumers."""
+        up), and a listener that took last lets a waiting competitor go first, as
+        a broker spreads a burst over competing consumers."""
         now = time.monotonic()
         live: list[list[Any]] = []
         for name in queues:
             found = self._queues.get(name)
             if found:
                 share = self._consumers.get(name, 1)
+                if share > 1:
+                    if self._last_taker.get(name) == taker and self._waiting_on[name] > 0:
+                        continue
+                    self._last_taker[name] = taker
                 live.append([name, found, -(-len(found) // share) if share > 1 else len(found)])
         while live:
             for entry in list(live):
@@ -404,6 +422,9 @@ class MemoryDriver(Driver):
     def listen_dead_letters(self, queue: str) -> Listener:
         self.broker.declare_queue(queue)
         return MemoryListener(self.broker, [queue], notifications=True)
+
+    def delete_queue(self, name: str) -> None:
+        self.broker.delete_queue(name)
 
     def cleanup(self) -> None:
         self.closed = True

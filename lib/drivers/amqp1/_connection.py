@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import amqp
 import amqp.exceptions
-import structlog
 from proton import Delivery, Endpoint, Link, Message, ProtonException
 from proton.handlers import MessagingHandler
 from proton.utils import BlockingConnection, BlockingSender, SendException
 
 from ..._errors import MessageDeliveryFailure
+from ..._logging import get_logger
 from ..._url import TransportHost, TransportURL, mask_password
 from .._tls import TLSRefused
 from ._address import Binding, Destination, QueueSpec
@@ -462,4 +462,4 @@ _FINAL = frozenset({Delivery.ACCEPTED, Delivery.REJECTED, Delivery.RELEASED, Del
 
 def logger(url: TransportURL, **bound: Any) -> Any:
     """The structlog logger every part of the driver logs through."""
-    return structlog.get_logger().bind(transport=str(url), **bound)
+    return get_logger("dovecote.amqp1").bind(transport=str(url), **bound)

@@ -19,10 +19,9 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from ... import _wire
 from ..._errors import InvalidTarget, MessageDeliveryFailure, MessageUndeliverable
+from ..._logging import get_logger
 from ..._url import mask_password
 from ..base import SERVER_RETRIES, Driver, Listener, PendingReply
 from ._listener import KombuListener, connection_errors
@@ -47,7 +46,7 @@ __all__ = ["KombuDriver"]
 #: Options read elsewhere (``get_transport``) or accepted under oslo.messaging's name.
 _OTHER_OPTIONS = frozenset({"control_exchange", "rabbit_qos_prefetch_count"})
 
-log = structlog.get_logger()
+log = get_logger("dovecote.kombu")
 
 
 def _wants_at_least_once(transport_options: Any) -> bool:
@@ -320,6 +319,18 @@ class KombuDriver(Driver):
             self, [self.entities.dead_letter_queue(queue)], notifications=True,
             name=f"dead letters {queue}",
         ))
+
+    def delete_queue(self, name: str) -> None:
+        """Delete the queue ``name`` (errors are logged: it may be gone already)."""
+        conn = self._pool.acquire(block=True)
+        try:
+            channel = conn.default_channel
+            channel.queue_delete(name)
+        except connection_errors(conn) as exc:
+            conn.collect()
+            log.warning("queue.delete_failed", queue=name, error=self.scrub(str(exc)))
+        finally:
+            conn.release()
 
     def cleanup(self) -> None:
         """Stop the reply thread, close every listener this driver made and every

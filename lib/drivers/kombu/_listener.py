@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import kombu.exceptions
 import kombu.transport.pyamqp
-import structlog
 
+from ..._logging import get_logger
 from .._decoding import (
     ERROR_HEADER,
     REDELIVERIES_HEADER,
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-log = structlog.get_logger()
+log = get_logger("dovecote.kombu")
 
 
 class _Undecompressed(kombu.transport.pyamqp.Message):

@@ -12,8 +12,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from ..._logging import get_logger
 from ._listener import connection_errors, undecompressed
 from ._options import Consumer
 
@@ -25,7 +24,7 @@ __all__ = ["ReplyConsumer"]
 #: How long one drain blocks: the bound on how long ``stop`` waits for the thread.
 _DRAIN_TIMEOUT = 0.2
 
-log = structlog.get_logger()
+log = get_logger("dovecote.kombu")
 
 
 class ReplyConsumer:

@@ -1,0 +1,205 @@
+"""The ``dovecote`` subcommands that call a server: ``call``, ``cast``,
+``ping``, and the control endpoint's ``actors`` and ``events``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from ._cli_support import (
+    BadInput,
+    Failed,
+    err,
+    event_line,
+    first_line,
+    json_object,
+    open_transport,
+    positive,
+    table,
+    to_json,
+)
+from ._control import CONTROL_NAMESPACE, MAX_EVENTS
+from ._errors import (
+    MessageDeliveryFailure,
+    MessagingException,
+    MessagingTimeout,
+    NoSuchMethod,
+    RemoteError,
+    UnsupportedVersion,
+)
+from ._rpc_client import get_rpc_client
+from ._target import Target
+from ._transport import Transport
+
+__all__ = ["actors", "call", "cast", "events", "ping"]
+
+
+def _client(transport: Transport, args: argparse.Namespace, *, namespace: str | None = None,
+            version: str | None = None, fanout: bool = False) -> Any:
+    positive("--timeout", args.timeout)
+    target = Target(topic=args.topic, server=args.server, namespace=namespace,
+                    version=version, fanout=fanout)
+    return get_rpc_client(transport, target, timeout=args.timeout, retry=0)
+
+
+def _where(args: argparse.Namespace) -> str:
+    return f"{args.topic}.{args.server}" if args.server else str(args.topic)
+
+
+def _remote_call(client: Any, ctxt: dict[str, Any], method: str, args: argparse.Namespace,
+                 **kwargs: Any) -> Any:
+    """``client.call`` with its failures sorted: unknown method or version is
+    bad input, no reply or a remote error is a failure."""
+    try:
+        return client.call(ctxt, method, **kwargs)
+    except (NoSuchMethod, UnsupportedVersion) as exc:
+        what = "method" if isinstance(exc, NoSuchMethod) else "version of"
+        msg = (f"{_where(args)} has no {what} {method!r} (namespace "
+               f"{getattr(args, 'namespace', None)!r}, version {getattr(args, 'version', None)!r})"
+               ": check the method name, --namespace and --version")
+        raise BadInput(msg) from None
+    except MessagingTimeout:
+        msg = (f"no reply from {_where(args)} within {args.timeout:g} s: is a server of that "
+               f"topic running? (--timeout waits longer)")
+        raise Failed(msg) from None
+    except MessageDeliveryFailure:
+        raise
+    except MessagingException as exc:
+        if isinstance(exc, RemoteError):
+            raise _remote_failure(exc.exc_type, exc.value, args) from None
+        raise
+    except Exception as exc:  # noqa: BLE001 - a remote exception, rebuilt as its own class
+        name = type(exc).__name__.removesuffix("_Remote")
+        raise _remote_failure(name, first_line(exc), args) from None
+
+
+class _RemoteFailure(Failed):
+    def __init__(self, exc_type: str, message: str, where: str) -> None:
+        super().__init__(f"{where} raised {exc_type}: {message}")
+        self.exc_type = exc_type
+        self.message = message
+
+
+def _remote_failure(exc_type: str | None, value: Any, args: argparse.Namespace) -> Failed:
+    text = str(value or "").strip().splitlines()
+    failure = _RemoteFailure(exc_type or "RemoteError", text[0] if text else "", _where(args))
+    if args.json:
+        print(to_json({"error": {"type": failure.exc_type, "message": failure.message}}))
+    return failure
+
+
+def call(args: argparse.Namespace) -> int:
+    """``dovecote call``: print the result, or the remote error (exit 1)."""
+    kwargs, ctxt = json_object("--args", args.args), json_object("--ctxt", args.ctxt)
+    with open_transport(args.url) as transport:
+        client = _client(transport, args, namespace=args.namespace, version=args.version)
+        result = _remote_call(client, ctxt, args.method, args, **kwargs)
+    print(to_json(result) if args.json else to_json(result, indent=2))
+    return 0
+
+
+def cast(args: argparse.Namespace) -> int:
+    """``dovecote cast``: send without waiting for an answer."""
+    kwargs, ctxt = json_object("--args", args.args), json_object("--ctxt", args.ctxt)
+    with open_transport(args.url) as transport:
+        client = _client(transport, args, namespace=args.namespace, version=args.version,
+                         fanout=args.fanout)
+        client.cast(ctxt, args.method, **kwargs)
+    if args.json:
+        print(to_json({"sent": True, "topic": args.topic, "server": args.server,
+                       "method": args.method, "fanout": args.fanout}))
+    else:
+        print(f"cast {args.method} to {_where(args)}{' (fanout)' if args.fanout else ''}")
+    return 0
+
+
+def ping(args: argparse.Namespace) -> int:
+    """``dovecote ping``: round-trip times of the control endpoint's ``ping``
+    (oslo.messaging's ``oslo_rpc_server_ping`` for a server without it)."""
+    positive("--count", args.count)
+    times: list[float] = []
+    with open_transport(args.url) as transport:
+        control = _client(transport, args, namespace=CONTROL_NAMESPACE, version="1.0")
+        oslo = _client(transport, args)
+        method = "ping"
+        for _ in range(args.count):
+            began = time.perf_counter()
+            try:
+                _remote_call(control if method == "ping" else oslo, {}, method, args)
+            except BadInput:  # not a dovecote server: try oslo.messaging's ping
+                if method != "ping":
+                    raise
+                method = "oslo_rpc_server_ping"
+                began = time.perf_counter()
+                _remote_call(oslo, {}, method, args)
+            times.append((time.perf_counter() - began) * 1000)
+            if not args.json:
+                print(f"pong from {_where(args)}: {times[-1]:.2f} ms", flush=True)
+    summary = {"target": _where(args), "rtt_ms": [round(t, 3) for t in times],
+               "min_ms": round(min(times), 3), "avg_ms": round(sum(times) / len(times), 3),
+               "max_ms": round(max(times), 3)}
+    if args.json:
+        print(to_json(summary))
+    else:
+        print(f"{len(times)} pong(s): min {summary['min_ms']:.2f} / avg "
+              f"{summary['avg_ms']:.2f} / max {summary['max_ms']:.2f} ms")
+    return 0
+
+
+def _control(transport: Transport, args: argparse.Namespace, method: str,
+             **kwargs: Any) -> Any:
+    client = _client(transport, args, namespace=CONTROL_NAMESPACE, version="1.0")
+    try:
+        return _remote_call(client, {}, method, args, **kwargs)
+    except BadInput:
+        msg = (f"{_where(args)} does not serve the control endpoint: start it with "
+               f"get_rpc_server(..., control=True) or `dovecote serve`")
+        raise BadInput(msg) from None
+
+
+_ACTOR_COLUMNS = ["kind", "actor", "target", "alive", "mailbox", "handled", "failed", "urn"]
+
+
+def actors(args: argparse.Namespace) -> int:
+    """``dovecote actors``: a remote server's actors, as a table."""
+    with open_transport(args.url) as transport:
+        records = _control(transport, args, "actors")
+    if args.json:
+        print(to_json(records))
+    else:
+        print(table(records, _ACTOR_COLUMNS))
+    return 0
+
+
+def events(args: argparse.Namespace) -> int:
+    """``dovecote events``: a remote server's recent events (``--follow``: and
+    new ones, until Ctrl+C)."""
+    positive("--limit", args.limit)
+    since: float | None = None  # the server's clock: the last event's time
+    answered = False
+    with open_transport(args.url) as transport:
+        try:
+            while True:
+                try:
+                    # --limit is the backlog shown first; then every new event.
+                    found = _control(transport, args, "events", actor=args.actor,
+                                     kind=args.kind, msg_id=args.msg_id, since=since,
+                                     limit=MAX_EVENTS if answered else args.limit)
+                except (Failed, MessageDeliveryFailure) as exc:
+                    if not args.follow or not answered:
+                        raise
+                    # Following: the server or the broker may come back.
+                    err(f"{first_line(exc)} (retrying; Ctrl+C stops)")
+                    found = []
+                else:
+                    answered = True
+                for event in found:
+                    print(to_json(event) if args.json else event_line(event), flush=True)
+                if found:
+                    since = max(float(e.get("time", 0)) for e in found)
+                if not args.follow:
+                    return 0
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            return 0
