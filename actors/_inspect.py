@@ -33,13 +33,14 @@ def query_events(
     msg_id: str | None = None, since: float | str | datetime.datetime | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The events of ``histories`` in time order: of one actor (its URN), of
-    one kind of actor, about one message, after ``since``; the last ``limit``."""
+    """The events of ``histories`` in time order: of one actor (its URN) or
+    one actor class (``WorkerActor``), of one kind of actor, about one
+    message, after ``since``; the last ``limit``."""
     after = as_epoch(since)
     found: list[dict[str, Any]] = []
     for history in histories:
         identity = history.identity
-        if actor is not None and identity.get("actor_urn") != actor:
+        if actor is not None and actor not in (identity.get("actor_urn"), identity.get("actor")):
             continue
         if kind is not None and identity.get("kind") != kind:
             continue

@@ -357,7 +357,8 @@ class MessageHandlingServer:
         """The actors' recent events in time order, as dicts with ``event``,
         ``level``, ``timestamp`` (ISO 8601, UTC), ``time`` (seconds since the
         epoch), ``actor``, ``actor_urn``, ``kind``, ``server`` and the event's
-        fields: of one actor (``actor``: its URN), one ``kind`` (``listener``,
+        fields: of one actor (``actor``: its URN, or a class name such as
+        ``WorkerActor`` for all of that class), one ``kind`` (``listener``,
         ``dispatcher``, ``worker``, ``endpoint``), about one message
         (``msg_id``), after ``since``; the last ``limit`` of them."""
         with self._lock:

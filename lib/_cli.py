@@ -92,7 +92,7 @@ def _inspect_commands(sub: Any) -> None:
     _rpc(actors, method=False)
     events = sub.add_parser("events", help="a server's recent events")
     _rpc(events, method=False)
-    events.add_argument("--actor", help="one actor's URN")
+    events.add_argument("--actor", help="an actor's URN or class name")
     events.add_argument("--kind", choices=["listener", "dispatcher", "worker", "endpoint"])
     events.add_argument("--msg-id")
     events.add_argument("--limit", type=int, default=50)

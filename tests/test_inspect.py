@@ -136,6 +136,9 @@ def test_events_filters(transport: dovecote.Transport, topic: str) -> None:
         mine = server.events(actor=listener_urn)
         assert mine
         assert {e["actor_urn"] for e in mine} == {listener_urn}
+        by_class = server.events(actor="ListenerActor")
+        assert {e["actor_urn"] for e in by_class} == {listener_urn}
+        assert server.events(actor="NoSuchActor") == []
         assert {e["kind"] for e in server.events(kind="worker")} == {"worker"}
         later = server.events(since=middle)
         assert later
