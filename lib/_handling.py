@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .drivers._decoding import MAX_ID_LENGTH
+
 if TYPE_CHECKING:
     import pykka
 
@@ -70,7 +72,7 @@ def trace_id(incoming: IncomingMessage) -> str | None:
     else:
         message = incoming.message
         found = message.get("_unique_id") or message.get("message_id")
-        if not isinstance(found, str) or len(found) > 255:
+        if not isinstance(found, str) or len(found) > MAX_ID_LENGTH:
             return None
     incoming.trace = found
     return found
