@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dovecote._logging import History
 
-__all__ = ["as_epoch", "query_events", "trace_events"]
+__all__ = ["about", "as_epoch", "query_events", "trace_events"]
 
 
 def as_epoch(value: float | str | datetime.datetime | None) -> float | None:
@@ -23,7 +23,8 @@ def as_epoch(value: float | str | datetime.datetime | None) -> float | None:
     return value.timestamp()
 
 
-def _about(record: dict[str, Any], msg_id: str) -> bool:
+def about(record: dict[str, Any], msg_id: str) -> bool:
+    """Whether an event (or a log record) is about message ``msg_id``."""
     ids = record.get("msg_ids")
     return record.get("msg_id") == msg_id or (isinstance(ids, list) and msg_id in ids)
 
@@ -47,7 +48,7 @@ def query_events(
         for record in history.records():
             if after is not None and record["time"] <= after:
                 continue
-            if msg_id is not None and not _about(record, msg_id):
+            if msg_id is not None and not about(record, msg_id):
                 continue
             found.append(record)
     found.sort(key=lambda record: record["time"])

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from dovecote.actors._inspect import as_epoch, trace_events
+from dovecote.actors._inspect import about, as_epoch, trace_events
 
 from ._cli_support import BadInput, event_line, to_json
 
@@ -56,22 +56,17 @@ def filter_log(
             continue
         if event is not None and record.get("event") != event:
             continue
-        if msg_id is not None and not _about(record, msg_id):
+        if msg_id is not None and not about(record, msg_id):
             continue
         if after is not None and ((when := _time(record)) is None or when <= after):
             continue
         yield record
 
 
-def _about(record: dict[str, Any], msg_id: str) -> bool:
-    ids = record.get("msg_ids")
-    return record.get("msg_id") == msg_id or (isinstance(ids, list) and msg_id in ids)
-
-
 def log_trace(records: Iterable[dict[str, Any]], msg_id: str) -> list[dict[str, Any]]:
     """One message's steps from log records, as ``server.trace()`` gives them."""
     steps = [{**record, "time": when} for record in records
-             if _about(record, msg_id) and (when := _time(record)) is not None]
+             if about(record, msg_id) and (when := _time(record)) is not None]
     steps.sort(key=lambda record: record["time"])
     return trace_events(steps)
 
