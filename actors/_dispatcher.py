@@ -3,7 +3,6 @@ supervises listeners, and carries out the graceful stop."""
 
 from __future__ import annotations
 
-import collections
 import functools
 import threading
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from ._messages import (
     StopServer,
     WorkerIdle,
 )
-from ._worker import run_job
+from ._worker import WorkQueue, run_job
 
 if TYPE_CHECKING:
     from dovecote._handling import Handler
@@ -67,9 +66,10 @@ class DispatcherActor(DovecoteActor):
         self.on_stopped = on_stopped
         self.in_caller_thread = in_caller_thread
         self.workers: list[pykka.ActorRef[Any]] = []
-        self.idle: collections.deque[pykka.ActorRef[Any]] = collections.deque()
-        #: Jobs not yet taken; workers take from it themselves (a deque is safe).
-        self.pending: collections.deque[Job] = collections.deque()
+        #: Jobs not yet taken and the idle workers; workers take jobs themselves.
+        self.work = WorkQueue()
+        #: Messages received and not finished, less what the workers finished
+        #: (counted in ``work``): see :attr:`in_flight`.
         self.outstanding = 0
         #: Every listener actor alive: polling, or draining before it closes.
         self.listeners: dict[pykka.ActorRef[Any], ListenerSpec] = {}
@@ -115,7 +115,12 @@ class DispatcherActor(DovecoteActor):
     def add_workers(self, workers: list[pykka.ActorRef[Any]]) -> None:
         """Give the dispatcher its worker pool (before the first message)."""
         self.workers = list(workers)
-        self.idle.extend(workers)
+        self.work.idle.extend(workers)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages received and not finished yet."""
+        return self.outstanding - self.work.settled
 
     # -- messages ---------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
@@ -125,12 +130,9 @@ class DispatcherActor(DovecoteActor):
                 ids = [m.trace or trace_id(m) for m in message.messages if not m.quiet]
                 if ids:
                     self.log.debug_fields("message.queued", {"count": len(ids), "msg_ids": ids})
-            self.pending.extend(self._prepare(message.messages, message.source))
-            self._dispatch()
+            self._dispatch(self._prepare(message.messages, message.source))
         elif isinstance(message, WorkerIdle):
-            self.idle.append(message.worker)
-            self._settled(message.count, message.failed)
-            self._dispatch()
+            self._maybe_finish()
         elif isinstance(message, Completed):
             self._settled(message.count, 0 if message.ok else message.count)
         elif isinstance(message, ListenerAdded):
@@ -184,15 +186,15 @@ class DispatcherActor(DovecoteActor):
         self.failed += failed
         self._maybe_finish()
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, jobs: list[Job]) -> None:
         if not self.workers:  # "blocking": run the jobs here, in the caller's thread
-            while self.pending:
-                job = self.pending.popleft()
+            for job in jobs:
                 ok = run_job(job, self.gate, self.log)
                 self._settled(job.count, 0 if ok else job.count)
             return
-        for _ in range(min(len(self.idle), len(self.pending))):
-            self.idle.popleft().tell(WORK)
+        worker = self.work.put(jobs)
+        if worker is not None:
+            tell(worker, WORK)
 
     # -- listeners --------------------------------------------------------------
     def _listener_crashed(self, message: ListenerCrashed) -> None:
@@ -212,13 +214,14 @@ class DispatcherActor(DovecoteActor):
         if self.stopping:
             return
         self.stopping = True
-        self.log.info("server.stopping", in_flight=self.outstanding)
+        self.work.report = True  # from now on, workers say when they run out of jobs
+        self.log.info("server.stopping", in_flight=self.in_flight)
         for ref in self.listeners:
             tell(ref, SHUTDOWN)
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
-        if (not self.stopping or self.outstanding or self.pending or self.listeners
+        if (not self.stopping or self.in_flight or self.work.jobs or self.listeners
                 or self.finished):
             return
         self.finished = True
@@ -232,8 +235,7 @@ class DispatcherActor(DovecoteActor):
         was taken and not run (listeners then close at once, the broker keeps
         the notifications they did not acknowledge), stop the listeners, and
         stop without running the loop again."""
-        while self.pending:
-            job = self.pending.popleft()
+        while (job := self.work.next_job()) is not None:
             self.gate.release(job.count)
             if job.source is not None:
                 job.source.release(job.count)
@@ -241,6 +243,12 @@ class DispatcherActor(DovecoteActor):
             tell(ref, SHUTDOWN)
         self._stop()  # pykka's immediate stop: marks the actor stopped, runs on_stop
         self.loop_done.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        record = super().snapshot()
+        record["handled"] += self.work.settled - self.work.failed  # run by the workers
+        record["failed"] += self.work.failed
+        return record
 
     def on_stop(self) -> None:
         if self.in_caller_thread:

@@ -50,12 +50,10 @@ WORK = Work()
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkerIdle:
-    """A worker found the shared queue empty: how many messages it finished
-    since it was woken, and how many of them failed."""
+    """A worker of a stopping server ran out of jobs (what it finished is
+    counted in the shared work queue)."""
 
     worker: pykka.ActorRef[Any]
-    count: int
-    failed: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

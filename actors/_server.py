@@ -222,7 +222,7 @@ class MessageHandlingServer:
             dispatcher = holder[0]
             if not blocking:
                 dispatcher.add_workers([
-                    WorkerActor.start(dispatcher=self._dispatcher, jobs=dispatcher.pending,
+                    WorkerActor.start(dispatcher=self._dispatcher, work=dispatcher.work,
                                       gate=self._gate, server=self.name, track=self._track,
                                       history=self.event_history)
                     for _ in range(self.max_workers)
@@ -322,7 +322,7 @@ class MessageHandlingServer:
         """The blocking executor's loop cannot run any more: stop without
         finishing what was taken (requests already acknowledged are lost, and
         logged; notifications go back to the broker unacknowledged)."""
-        log.error("server.abandoned", server=self.name, in_flight=dispatcher.outstanding)
+        log.error("server.abandoned", server=self.name, in_flight=dispatcher.in_flight)
         dispatcher.abandon()
         self._ready.clear()
 

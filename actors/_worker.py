@@ -1,17 +1,18 @@
 """WorkerActor: runs jobs for the thread-pool executor, pulling them one at a
-time from the dispatcher's shared queue, so no job waits behind a slow one
-while another worker is idle."""
+time from the dispatcher's shared :class:`WorkQueue`, so no job waits behind a
+slow one while another worker is idle."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import threading
 from typing import TYPE_CHECKING, Any
 
 from dovecote._handling import describe
 
 from ._base import DovecoteActor, Track, tell
-from ._messages import Work, WorkerIdle
+from ._messages import WORK, Work, WorkerIdle
 
 if TYPE_CHECKING:
     import pykka
@@ -20,7 +21,58 @@ if TYPE_CHECKING:
 
     from ._flow import CreditGate
 
-__all__ = ["WorkerActor", "run_job"]
+__all__ = ["WorkQueue", "WorkerActor", "run_job"]
+
+
+class WorkQueue:
+    """The jobs a dispatcher handed out, its idle workers, and what the workers
+    finished, under one lock. A worker that finds no job joins ``idle`` in the
+    same step, so going idle costs no message to the dispatcher (only a
+    stopping one asks to be told: ``report``).
+
+    Wake-ups are chained: :meth:`put` wakes one idle worker, and a worker that
+    takes a job while others still wait wakes one more before running it. A
+    job never waits behind a slow one while a worker is idle (at most for one
+    wake-up), yet a burst of quick jobs wakes only as many workers as it keeps
+    busy, not one per job."""
+
+    __slots__ = ("_lock", "failed", "idle", "jobs", "report", "settled")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.jobs: collections.deque[Job] = collections.deque()
+        self.idle: collections.deque[pykka.ActorRef[Any]] = collections.deque()
+        #: Messages the workers finished, and how many of them failed.
+        self.settled = 0
+        self.failed = 0
+        #: Set by a stopping dispatcher: workers say when they run out of jobs.
+        self.report = False
+
+    def put(self, jobs: list[Job]) -> pykka.ActorRef[Any] | None:
+        """Queue ``jobs``; the idle worker to wake for them (no longer idle), if any."""
+        with self._lock:
+            self.jobs.extend(jobs)
+            return self.idle.popleft() if self.idle and self.jobs else None
+
+    def take(self, worker: pykka.ActorRef[Any], settled: int, failed: int) -> Job | None:
+        """Count ``settled`` messages finished (``failed`` of them failed) and
+        return the next job; ``None``: there is none and ``worker`` is idle."""
+        with self._lock:
+            self.settled += settled
+            self.failed += failed
+            if not self.jobs:
+                self.idle.append(worker)
+                return None
+            job = self.jobs.popleft()
+            helper = self.idle.popleft() if self.jobs and self.idle else None
+        if helper is not None:
+            tell(helper, WORK)
+        return job
+
+    def next_job(self) -> Job | None:
+        """The next job, for a dispatcher that runs them itself (or drops them)."""
+        with self._lock:
+            return self.jobs.popleft() if self.jobs else None
 
 
 def run_job(job: Job, gate: CreditGate, log: Any) -> bool:
@@ -42,31 +94,27 @@ def run_job(job: Job, gate: CreditGate, log: Any) -> bool:
 class WorkerActor(DovecoteActor):
     """One of the ``max_workers`` actors of the ``"threading"`` executor. Woken
     by the dispatcher, it takes jobs from the shared queue one at a time until
-    the queue is empty, then says it is idle again."""
+    the queue is empty, which makes it idle again."""
 
     kind = "worker"
 
     def __init__(
-        self, *, dispatcher: pykka.ActorRef[Any], jobs: collections.deque[Job],
+        self, *, dispatcher: pykka.ActorRef[Any], work: WorkQueue,
         gate: CreditGate, server: str, track: Track = None, history: int = 0,
     ) -> None:
         super().__init__(track=track, history=history, server=server)
         self.dispatcher = dispatcher
-        self.jobs = jobs
+        self.work = work
         self.gate = gate
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Work):
             count = failed = 0
-            while True:
-                try:
-                    job = self.jobs.popleft()  # deque: safe against the other workers
-                except IndexError:
-                    break
-                count += job.count
-                if not run_job(job, self.gate, self.log):
-                    failed += job.count
-            self.handled += count - failed
-            self.failed += failed
-            tell(self.dispatcher, WorkerIdle(self.actor_ref, count, failed))
+            while (job := self.work.take(self.actor_ref, count, failed)) is not None:
+                count = job.count
+                failed = 0 if run_job(job, self.gate, self.log) else count
+                self.handled += count - failed
+                self.failed += failed
+            if self.work.report:
+                tell(self.dispatcher, WorkerIdle(self.actor_ref))
         return None

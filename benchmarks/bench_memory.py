@@ -1,6 +1,15 @@
-"""dovecote on memory://: call round trip and cast throughput, beside a raw pykka ask.
+"""dovecote on memory://: call round trip and cast throughput, beside a raw pykka ask,
+and the memory a flood costs.
 
-Run: python benchmarks/bench_memory.py [--calls 2000] [--casts 100000]
+The flood: 100,000 casts to a server whose endpoint is paused until all were sent
+(then released until all are handled), measured as the growth of the process's
+resident set (``/proc/self/statm``, sampled every few milliseconds) in a fresh
+process; beside it, the same casts left in a queue nobody takes from, which is
+what the in-process broker itself holds (the floor: on ``memory://`` the broker's
+queue lives in the same process). Flow control keeps the server's share to at
+most ``max_in_flight`` messages, so the two should be about equal.
+
+Run: python benchmarks/bench_memory.py [--calls 2000] [--casts 100000] [--flood 100000]
 Prints absolute numbers and the ratios the project tracks (numbers vary by machine;
 ratios measured in one run are what to compare).
 """
@@ -8,9 +17,15 @@ ratios measured in one run are what to compare).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import gc
+import multiprocessing
+import resource
 import statistics
 import threading
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -25,7 +40,8 @@ class Echo(pykka.ThreadingActor):
         return message
 
 
-def pykka_ask_round_trip(n: int) -> float:
+def pykka_ask_samples(n: int) -> list[float]:
+    """Seconds of each of ``n`` asks to a pykka actor that echoes."""
     ref = Echo.start()
     samples = []
     for i in range(n):
@@ -33,7 +49,11 @@ def pykka_ask_round_trip(n: int) -> float:
         ref.ask(i)
         samples.append(time.perf_counter() - t0)
     ref.stop()
-    return statistics.median(samples)
+    return samples
+
+
+def pykka_ask_round_trip(n: int) -> float:
+    return statistics.median(pykka_ask_samples(n))
 
 
 class API:
@@ -64,8 +84,8 @@ def serve(transport: dovecote.Transport, api: API, executor: str, history: int =
     return server
 
 
-def call_round_trip(n: int, executor: str, *, history: int = 200, name: str = "") -> float:
-    """Median seconds of one call."""
+def call_samples(n: int, executor: str, *, history: int = 200, name: str = "") -> list[float]:
+    """Seconds of each of ``n`` calls (after 200 off the clock)."""
     transport = dovecote.get_transport(f"memory://bench-call-{executor}{name}")
     server = serve(transport, API(), executor, history)
     client = dovecote.get_rpc_client(transport, dovecote.Target(topic="bench"), timeout=10)
@@ -79,11 +99,16 @@ def call_round_trip(n: int, executor: str, *, history: int = 200, name: str = ""
     server.stop()
     server.wait()
     transport.cleanup()
-    return statistics.median(samples)
+    return samples
 
 
-def cast_throughput(n: int, executor: str, *, history: int = 200, name: str = "") -> float:
-    """Casts per second, sent and handled."""
+def call_round_trip(n: int, executor: str, *, history: int = 200, name: str = "") -> float:
+    """Median seconds of one call."""
+    return statistics.median(call_samples(n, executor, history=history, name=name))
+
+
+def timed_casts(n: int, executor: str, *, history: int = 200, name: str = "") -> tuple[int, float]:
+    """``(n, seconds)`` from the first of ``n`` casts until all were handled."""
     transport = dovecote.get_transport(f"memory://bench-cast-{executor}{name}")
     api = API(expected=n)
     server = serve(transport, api, executor, history)
@@ -98,13 +123,136 @@ def cast_throughput(n: int, executor: str, *, history: int = 200, name: str = ""
     server.stop()
     server.wait()
     transport.cleanup()
-    return n / elapsed
+    return n, elapsed
+
+
+def cast_throughput(n: int, executor: str, *, history: int = 200, name: str = "") -> float:
+    """Casts per second, sent and handled."""
+    count, seconds = timed_casts(n, executor, history=history, name=name)
+    return count / seconds
+
+
+# -- memory under a flood ----------------------------------------------------------------
+FLOOD = 100_000
+#: as the flood test (tests/test_server_runtime.py): 4 workers, at most 100 in flight
+FLOOD_WORKERS, FLOOD_MAX_IN_FLIGHT = 4, 100
+
+
+def rss() -> int:
+    """This process's resident set, in bytes."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+
+
+class PeakRss:
+    """Samples :func:`rss` in a thread from ``__enter__`` to ``__exit__``;
+    ``growth`` is then the peak over the resident set at ``__enter__``."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.growth = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._start = self._peak = 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._peak = max(self._peak, rss())
+
+    def __enter__(self) -> PeakRss:
+        gc.collect()
+        self._start = self._peak = rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.growth = max(self._peak, rss()) - self._start
+
+
+class Gate:
+    """An endpoint whose ``take`` waits until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.count = 0
+        self.expected = 0
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def expect(self, n: int) -> None:
+        with self._lock:
+            self.count, self.expected = 0, n
+            self.done.clear()
+
+    def take(self, ctxt: dict, i: int) -> None:
+        self.release.wait(120)
+        with self._lock:
+            self.count += 1
+            if self.count == self.expected:
+                self.done.set()
+
+
+def flood_rss_growth(n: int = FLOOD, *, server: bool = True,
+                     max_in_flight: int = FLOOD_MAX_IN_FLIGHT) -> int:
+    """Peak growth of the resident set, in bytes, while ``n`` casts flood a
+    ``memory://`` topic. With ``server``: an RPC server (4 workers, at most
+    ``max_in_flight`` messages taken and unfinished) whose endpoint is paused
+    until every cast was sent, then released until all were handled. Without: a
+    listener declares the queue and never takes from it, so the casts stay in
+    the broker (what the in-process broker itself costs). 1,000 casts off the
+    clock first. Meaningful in a fresh process only (:func:`flood_in_process`):
+    one that freed memory before reuses it and shows no growth."""
+    transport = dovecote.get_transport(f"memory://flood-{uuid.uuid4().hex[:8]}")
+    target = dovecote.Target(topic="flood")
+    client = dovecote.get_rpc_client(transport, target)
+    gate = Gate()
+    try:
+        if server:
+            rpc_server = dovecote.get_rpc_server(
+                transport, target, [gate], max_workers=FLOOD_WORKERS,
+                max_in_flight=max_in_flight)
+            rpc_server.start()
+            gate.release.set()
+        else:
+            listener = transport.driver.listen(target)
+        for warm_up in (True, False):
+            count = 1000 if warm_up else n
+            gate.expect(count)
+            with PeakRss() as peak:
+                for i in range(count):
+                    client.cast({}, "take", i=i)
+                gate.release.set()
+                if server and not gate.done.wait(120):
+                    raise RuntimeError(f"only {gate.count} of {count} casts were handled")
+            if server:
+                gate.release.clear()
+            else:
+                while transport.driver.broker.queue_depth("flood"):
+                    listener.poll(0.1, 1000)
+        if server:
+            rpc_server.stop()
+            rpc_server.wait()
+    finally:
+        gate.release.set()
+        transport.cleanup()
+    return peak.growth
+
+
+def flood_in_process(n: int = FLOOD, *, server: bool = True,
+                     max_in_flight: int = FLOOD_MAX_IN_FLIGHT) -> int:
+    """:func:`flood_rss_growth` in a fresh (spawned) process."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(flood_rss_growth, n, server=server,
+                           max_in_flight=max_in_flight).result(300)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--casts", type=int, default=100_000)
+    parser.add_argument("--flood", type=int, default=FLOOD, help="flood size (0: skip)")
     args = parser.parse_args()
     ask = pykka_ask_round_trip(args.calls)
     print(f"pykka ask round trip (median of {args.calls}): {ask * 1e6:8.1f} us")
@@ -117,6 +265,12 @@ def main() -> None:
         print(f"dovecote casts end to end, {executor:9} executor ({args.casts}): "
               f"{rate:10.0f}/s (goal >= 50000/s)")
 
+    if args.flood:
+        ours, floor = (flood_in_process(args.flood, server=server) for server in (True, False))
+        mib = 1 << 20
+        print(f"resident set growth, {args.flood:,} casts flooding a paused server: "
+              f"{ours / mib:6.1f} MiB; the same casts waiting in the queue alone: "
+              f"{floor / mib:6.1f} MiB")
 
 if __name__ == "__main__":
     main()

@@ -30,11 +30,12 @@ import os
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from bench_kombu_raw import delete_queues
 from bench_rabbit import oslo_conf
+from bench_rabbit import quiet as bench_rabbit_quiet
 
 import dovecote
 
@@ -117,7 +118,7 @@ def dovecote_side() -> Iterator[Side]:
     finally:
         listener.stop()
         listener.wait(30)
-        delete_queue(f"{topic}.info")
+        delete_queues(URL, f"{topic}.info")
         transport.cleanup()
 
 
@@ -138,33 +139,15 @@ def oslo_side() -> Iterator[Side]:
     finally:
         listener.stop()
         listener.wait()
-        delete_queue(f"{topic}.info")
+        delete_queues(URL, f"{topic}.info")
         transport.cleanup()
 
 
-def delete_queue(name: str) -> None:
-    """Notification queues are not auto-delete: remove the benchmark's."""
-    import amqp
-
-    url = dovecote.TransportURL.parse(URL)
-    host = url.hosts[0]
-    conn = amqp.Connection(host=f"{host.hostname}:{host.port or 5672}",
-                           userid=host.username or "guest", password=host.password or "guest",
-                           virtual_host=url.virtual_host or "/")
-    conn.connect()
-    try:
-        conn.channel().queue_delete(name)
-    finally:
-        conn.close()
-
-
 def quiet() -> None:
-    """oslo.messaging logs through logging: keep it to errors. dovecote is left
-    as users get it (structlog unconfigured: quiet by default)."""
-    logging.basicConfig(level=logging.ERROR)
-    for name in ("oslo_messaging", "oslo.messaging", "amqp", "kombu", "stevedore"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    """As ``bench_rabbit.quiet``, and stevedore (which oslo.messaging loads
+    drivers with) kept to errors too."""
+    bench_rabbit_quiet()
+    logging.getLogger("stevedore").setLevel(logging.ERROR)
 
 
 Scenario = Callable[[int], tuple[int, float]]

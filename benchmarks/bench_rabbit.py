@@ -40,11 +40,11 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench_kombu_raw import drain_until, raw_calls
+from bench_kombu_raw import delete_queues, drain_until, raw_calls
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 import dovecote
@@ -155,10 +155,12 @@ def threaded_calls(stack: Stack, n: int, threads: int) -> tuple[int, float]:
 
 # -- the libraries ------------------------------------------------------------------------------
 @contextlib.contextmanager
-def dovecote_stack(event_history: int = 200) -> Iterator[Stack]:
+def dovecote_stack(event_history: int = 200, url: str = URL) -> Iterator[Stack]:
+    """dovecote's client and server (``"threading"`` executor) on ``url``
+    (``rabbit://`` or ``amqp1://``); their queues are deleted afterwards."""
     topic = f"bench_dc_{uuid.uuid4().hex[:8]}"
     sink = Sink()
-    transport = dovecote.get_transport(URL)
+    transport = dovecote.get_transport(url)
     server = dovecote.get_rpc_server(
         transport, dovecote.Target(topic=topic, server="bench"), [sink], executor="threading",
         event_history=event_history,
@@ -171,6 +173,7 @@ def dovecote_stack(event_history: int = 200) -> Iterator[Stack]:
         server.stop()
         server.wait(30)
         transport.cleanup()
+        delete_queues(url, topic, f"{topic}.bench")
 
 
 def oslo_conf() -> Any:
@@ -207,6 +210,7 @@ def oslo_stack() -> Iterator[Stack]:
         server.stop()
         server.wait()
         transport.cleanup()
+        delete_queues(URL, topic, f"{topic}.bench")
 
 
 def raw_casts(n: int, threads: int) -> tuple[int, float]:
@@ -261,6 +265,8 @@ def quiet() -> None:
     for name in ("oslo_messaging", "oslo.messaging", "amqp", "kombu"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # oslo.messaging imports oslo.service, which imports eventlet: not used here
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 
 Scenario = Callable[[int], Any]
@@ -283,30 +289,39 @@ RAW_SCENARIOS: dict[str, Scenario] = {
 }
 
 
+def pool(outcomes: list[Any]) -> float:
+    """One number from a scenario's rounds: for round trips (lists of seconds)
+    the median of every sample, for ``(count, seconds)`` total count over total
+    time."""
+    if isinstance(outcomes[0], list):
+        return statistics.median(s for batch in outcomes for s in batch)
+    return sum(c for c, _ in outcomes) / sum(t for _, t in outcomes)
+
+
 def run(libraries: dict[str, dict[str, Scenario]], sizes: argparse.Namespace,
-        only: set[str]) -> dict[str, dict[str, float]]:
-    """Every scenario, in ``sizes.rounds`` rounds that take the libraries in
-    turn (so a busy moment on the machine hits all of them alike); rates are
-    total count over total time, the round trip the median of every sample."""
+        only: set[str], names: Sequence[str] = SCENARIOS,
+        progress: Callable[[str], None] | None = None) -> dict[str, dict[str, float]]:
+    """Every scenario of ``names`` (in ``only``), in ``sizes.rounds`` rounds that
+    take the libraries that have it in turn (so a busy moment on the machine hits
+    all of them alike); a scenario ``name`` runs ``getattr(sizes, name)`` times and gives a
+    list of round-trip seconds or ``(count, seconds)`` (see :func:`pool`).
+    ``progress`` hears of each scenario as it starts."""
     pooled: dict[str, dict[str, list[Any]]] = {lib: {} for lib in libraries}
     for round_ in range(sizes.rounds):
-        for name in SCENARIOS:
+        for name in names:
             if name not in only:
                 continue
-            order = list(libraries)
+            if progress is not None:
+                progress(f"round {round_ + 1}/{sizes.rounds}: {name}")
+            order = [lib for lib in libraries if name in libraries[lib]]
+            if not order:
+                continue
             order = order[round_ % len(order):] + order[:round_ % len(order)]
             for lib in order:
-                scenario = libraries[lib].get(name)
-                if scenario is not None:
-                    pooled[lib].setdefault(name, []).append(scenario(getattr(sizes, name)))
-    results: dict[str, dict[str, float]] = {lib: {} for lib in libraries}
-    for lib, by_name in pooled.items():
-        for name, outcomes in by_name.items():
-            if name == "call_rtt":
-                results[lib][name] = statistics.median(s for batch in outcomes for s in batch)
-            else:
-                results[lib][name] = (sum(c for c, _ in outcomes) / sum(t for _, t in outcomes))
-    return results
+                outcome = libraries[lib][name](getattr(sizes, name))
+                pooled[lib].setdefault(name, []).append(outcome)
+    return {lib: {name: pool(outcomes) for name, outcomes in by_name.items()}
+            for lib, by_name in pooled.items()}
 
 
 def report(results: dict[str, dict[str, float]], sizes: argparse.Namespace) -> bool:

@@ -12,9 +12,10 @@ import json
 import os
 import re
 import sys
+import threading
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._errors import NoSuchMethod, RemoteError, UnsupportedVersion
@@ -38,6 +39,8 @@ __all__ = [
 ENVELOPE_VERSION = "2.0"
 _VERSION_KEY = "oslo.version"
 _MESSAGE_KEY = "oslo.message"
+#: What every 2.0 envelope starts with, as ``dumps`` writes it.
+_ENVELOPE_PREFIX = f'{{"{_VERSION_KEY}":"{ENVELOPE_VERSION}","{_MESSAGE_KEY}":'
 _CONTEXT_PREFIX = "_context_"
 _REMOTE_SUFFIX = "_Remote"
 _BUILTIN_MODULES = frozenset({"builtins", "exceptions"})
@@ -69,8 +72,33 @@ class MalformedMessage(ValueError):
 MAX_BODY_SIZE = 32 * 1024 * 1024
 
 
-_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
-_UUID4_SET = (0x4 << 76) | (0x2 << 62)
+
+_UUID4_VERSION = bytes((b & 0x0F) | 0x40 for b in range(256))
+_UUID4_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+
+
+class _RandomIds:
+    """Hex uuid4s from the operating system's CSPRNG, read 256 at a time: one
+    ``getrandom`` call per 256 ids instead of one per id."""
+
+    __slots__ = ("_ids", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: list[str] = []
+
+    def next(self) -> str:
+        with self._lock:
+            if not self._ids:
+                raw = bytearray(os.urandom(16 * 256))
+                raw[6::16] = raw[6::16].translate(_UUID4_VERSION)  # version 4
+                raw[8::16] = raw[8::16].translate(_UUID4_VARIANT)  # RFC 4122 variant
+                text = raw.hex()
+                self._ids = [text[i:i + 32] for i in range(0, len(text), 32)]
+            return self._ids.pop()
+
+
+_IDS = _RandomIds()
 
 
 def new_id() -> str:
@@ -79,9 +107,18 @@ def new_id() -> str:
     From the operating system's CSPRNG (``os.urandom``, what ``uuid.uuid4`` and
     :mod:`secrets` use): ids correlate replies and let servers drop repeated
     requests, so they must be unpredictable and must not repeat when an
-    application seeds :mod:`random`. About 0.8 µs each.
+    application seeds :mod:`random`. Read ahead 256 at a time (about 0.2 µs an
+    id instead of 0.8); a forked child starts with none read ahead.
     """
-    return f"{(int.from_bytes(os.urandom(16)) & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    return _IDS.next()
+
+
+def _reset_ids_after_fork() -> None:
+    global _IDS  # noqa: PLW0603 - a child must not reuse its parent's ids
+    _IDS = _RandomIds()
+
+
+os.register_at_fork(after_in_child=_reset_ids_after_fork)
 
 
 def _to_primitive(value: Any) -> Any:
@@ -102,6 +139,8 @@ def _to_primitive(value: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(default=_to_primitive, separators=(",", ":"))
+#: JSON string quoting, as the encoder does it (``ensure_ascii``).
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _DECODER = json.JSONDecoder()
 
 
@@ -116,8 +155,10 @@ def loads(text: str) -> Any:
 
 
 def encode_envelope(message: Mapping[str, Any]) -> str:
-    """Wrap ``message`` in the ``oslo.version`` 2.0 envelope, as JSON text."""
-    return dumps({_VERSION_KEY: ENVELOPE_VERSION, _MESSAGE_KEY: dumps(message)})
+    """Wrap ``message`` in the ``oslo.version`` 2.0 envelope, as JSON text (the
+    same text ``dumps`` of the envelope gives, without a second pass of the
+    encoder over the envelope)."""
+    return _ENVELOPE_PREFIX + _quote(dumps(message)) + "}"
 
 
 def _parse(text: str, what: str) -> Any:

@@ -14,6 +14,7 @@ to py-amqp through :class:`TLSConnection`; the AMQP 1.0 driver builds Proton's
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import ipaddress
 import socket
@@ -26,6 +27,7 @@ import amqp.transport
 
 from .._errors import InvalidTransportURL, MessageDeliveryFailure
 from .._logging import get_logger
+from ._buffered import BufferedReads, BufferedTCPTransport
 from ._options import as_bool
 
 if TYPE_CHECKING:
@@ -223,9 +225,12 @@ def verified_fingerprint(host: str, port: int, tls: TLSOptions, *,
     return hashlib.sha256(der).hexdigest()
 
 
-class _TLSTransport(amqp.transport.SSLTransport):  # type: ignore[misc]
+class _TLSTransport(BufferedReads, amqp.transport.SSLTransport):  # type: ignore[misc]
     """py-amqp's TLS transport, wrapping the socket with dovecote's context; a
-    refused certificate is :class:`TLSRefused`, which no retry loop catches."""
+    refused certificate is :class:`TLSRefused`, which no retry loop catches.
+    Reads are buffered (see :mod:`._buffered`)."""
+
+    _retry_errnos = (errno.ENOENT, errno.EAGAIN, errno.EINTR)
 
     def _wrap_socket(self, sock: socket.socket, context: Any = None,
                      server_hostname: str | None = None, **_: Any) -> ssl.SSLSocket:
@@ -251,8 +256,12 @@ class TLSConnection(amqp.Connection):  # type: ignore[misc]
         socket_settings: Any = None, **kwargs: Any,
     ) -> Any:
         if not isinstance(ssl, TLSOptions):
-            return super().Transport(host, connect_timeout, ssl, read_timeout, write_timeout,
-                                     socket_settings, **kwargs)
+            if ssl:  # kombu's own TLS settings: py-amqp's transport
+                return super().Transport(host, connect_timeout, ssl, read_timeout,
+                                         write_timeout, socket_settings, **kwargs)
+            return BufferedTCPTransport(
+                host, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                write_timeout=write_timeout, socket_settings=socket_settings, **kwargs)
         ssl.warn_unverified(host)
         options = {"context": ssl.context(), "server_hostname": ssl.server_name(split_host(host)),
                    "host": host, "tls": ssl}

@@ -1,10 +1,12 @@
 """``rabbit://`` and ``kombu+SCHEME://``: RabbitMQ (and any kombu transport),
 wire-compatible with oslo.messaging's rabbit driver.
 
-* Publishing goes through a pool of kombu connections with publisher
-  confirms, so ``send`` returns once the broker has the message; kombu's
-  ``Connection.ensure`` retries with back-off and fails over across the URL's
-  hosts. ``at_least_once`` publishes mandatory: an unroutable call raises
+* Publishing on AMQP goes through one channel in confirm mode that every
+  sending thread shares (see :mod:`._confirms`), so ``send`` returns once the
+  broker confirmed the message while concurrent sends share the wait; lost
+  connections are retried with back-off, failing over across the URL's hosts.
+  Other kombu transports publish through a pool (see :mod:`._pooled`).
+  ``at_least_once`` publishes mandatory: an unroutable call raises
   :class:`MessageUndeliverable` instead of waiting for its timeout.
 * Each listener owns a connection, channel and consumer, drained by ``poll``
   (see :mod:`._listener`); the broker holds what exceeds the prefetch.
@@ -19,21 +21,24 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import amqp
+
 from ... import _wire
 from ..._errors import InvalidTarget, MessageDeliveryFailure, MessageUndeliverable
 from ..._logging import get_logger
 from ..._url import mask_password
 from ..base import SERVER_RETRIES, Driver, Listener, PendingReply
+from ._confirms import ConfirmingChannel, ConfirmLost, Nacked, Returned
 from ._listener import KombuListener, connection_errors
 from ._options import (
+    AMQP_SCHEMES,
     OPTION_NAMES,
     Entities,
     Exchange,
     KombuOptions,
-    Producer,
     build_connection,
-    maybe_declare,
 )
+from ._pooled import publish_pooled
 from ._reply import ReplyConsumer
 
 if TYPE_CHECKING:
@@ -57,45 +62,6 @@ def _wants_at_least_once(transport_options: Any) -> bool:
     return bool(getattr(transport_options, "at_least_once", False))
 
 
-class _Publication:
-    """One publish, retried by ``Connection.ensure``: declares what it needs on
-    the connection's current channel, publishes, and notes a basic.return."""
-
-    def __init__(self, conn: Any, declare: Sequence[Any], **publish: Any) -> None:
-        self.conn = conn
-        self.declare = declare
-        self.publish = publish
-        self.returned: list[BaseException] = []
-
-    def revive(self, channel: Any) -> None:
-        """kombu's hook after a reconnection: ``run`` always uses the default channel."""
-
-    def _on_return(self, exc: BaseException, *_args: Any) -> None:
-        self.returned.append(exc)
-
-    def run(self) -> None:
-        channel = self.conn.default_channel
-        for entity in self.declare:
-            maybe_declare(entity, channel)
-        producer = _PRODUCERS.get(channel)
-        if producer is None:  # one per channel: building one costs a copy of its exchange
-            producer = _PRODUCERS[channel] = Producer(channel, auto_declare=False)
-        self.returned.clear()
-        events = getattr(channel, "events", None) if self.publish["mandatory"] else None
-        if events is not None:
-            events["basic_return"].add(self._on_return)
-        try:
-            producer.publish(**self.publish)
-        finally:
-            if events is not None:
-                events["basic_return"].discard(self._on_return)
-
-
-#: The producer of each publishing channel (a pooled connection's default
-#: channel is used by one thread at a time; a channel that is gone drops out).
-_PRODUCERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
 class KombuDriver(Driver):
     """The RabbitMQ driver (and any kombu transport through ``kombu+SCHEME://``).
 
@@ -114,7 +80,19 @@ class KombuDriver(Driver):
                         hint="the rabbit driver ignores them: check their spelling")
         self.entities = Entities(self.opts)
         self._template = self.new_connection("publish")
-        self._pool = self._template.Pool(limit=self.opts.rpc_conn_pool_size or None)
+        self.pool = self._template.Pool(limit=self.opts.rpc_conn_pool_size or None)
+        # AMQP 0-9-1: one confirming channel every sending thread shares (see
+        # ._confirms); other kombu transports publish through the pool.
+        self._confirming: ConfirmingChannel | None = None
+        #: AMQP 0-9-1 (py-amqp): delivery tags are numbers a ``multiple`` ack covers.
+        self.is_amqp = url.scheme.removeprefix("kombu+") in AMQP_SCHEMES
+        if self.is_amqp:
+            template = self._template
+            self._confirming = ConfirmingChannel(
+                self.new_connection("publish"), errors=connection_errors(template),
+                recoverable=(*template.recoverable_connection_errors,
+                             *template.recoverable_channel_errors, TimeoutError))
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._reply: ReplyConsumer | None = None
         self._listeners: weakref.WeakSet[KombuListener] = weakref.WeakSet()
@@ -195,28 +173,50 @@ class KombuDriver(Driver):
         returned, :class:`MessageDeliveryFailure` when the retries ran out.
         """
         self.ensure_open("send")
+        if self._confirming is None:
+            publish_pooled(
+                self, exchange, routing_key, body, headers=headers, expiration=expiration,
+                mandatory=mandatory, declare=declare, retry=retry, content_type=content_type,
+                content_encoding=content_encoding)
+            return
+        name = exchange.name if isinstance(exchange, Exchange) else exchange
+        properties: dict[str, Any] = {
+            "content_type": content_type, "content_encoding": content_encoding,
+            "application_headers": dict(headers or {}), "delivery_mode": 2,
+        }
+        if expiration is not None:  # as kombu writes it: whole milliseconds
+            properties["expiration"] = str(int(expiration * 1000))
+        message = amqp.Message(
+            body.encode(content_encoding) if isinstance(body, str) else body, **properties)
         policy = self.retry_policy(retry)
-        conn = self._pool.acquire(block=True)
-        try:
-            job = _Publication(
-                conn, declare, body=body, exchange=exchange, routing_key=routing_key,
-                headers=dict(headers or {}), delivery_mode=2, expiration=expiration,
-                mandatory=mandatory, content_type=content_type,
-                content_encoding=content_encoding, confirm_timeout=self.opts.confirm_timeout,
-            )
+        interval, retries = policy["interval_start"], 0
+
+        def connect(conn: Any) -> None:
             conn.ensure_connection(errback=self.on_connection_error, **policy)
-            conn.ensure(job, job.run, errback=self.on_connection_error, **policy)()
-        except connection_errors(conn) as exc:
-            conn.collect()  # a channel closed by the broker must not go back to the pool
-            name = exchange.name if isinstance(exchange, Exchange) else exchange
-            raise self.failure(
-                f"Could not publish to exchange {name!r} with routing key {routing_key!r}", exc,
-            ) from None
-        finally:
-            conn.release()
-        if job.returned:
-            name = exchange.name if isinstance(exchange, Exchange) else exchange
-            raise MessageUndeliverable(job.returned[0], name, routing_key, body)
+
+        what = f"Could not publish to exchange {name!r} with routing key {routing_key!r}"
+        while True:
+            try:
+                self._confirming.publish(
+                    message, exchange=name, routing_key=routing_key, mandatory=mandatory,
+                    declare=declare, timeout=self.opts.confirm_timeout, connect=connect)
+            except Returned as exc:
+                raise MessageUndeliverable(exc.reason, name, routing_key, body) from None
+            except Nacked as exc:
+                raise self.failure(what, exc) from None
+            except ConfirmLost as exc:
+                if (self.closed or (policy["max_retries"] is not None
+                                    and retries >= policy["max_retries"])):
+                    raise self.failure(what, exc) from None
+                retries += 1
+                self.on_connection_error(exc, interval)
+                if self._closing.wait(interval):
+                    raise self.failure(what, exc) from None
+                interval = min(interval + policy["interval_step"], policy["interval_max"])
+            except connection_errors(self._template) as exc:
+                raise self.failure(what, exc) from None
+            else:
+                return
 
     def send_reply(self, reply_q: str, data: str, *, msg_id: str | None) -> None:
         """Publish an encoded reply or heartbeat to ``reply_q``; one for a queue
@@ -322,7 +322,7 @@ class KombuDriver(Driver):
 
     def delete_queue(self, name: str) -> None:
         """Delete the queue ``name`` (errors are logged: it may be gone already)."""
-        conn = self._pool.acquire(block=True)
+        conn = self.pool.acquire(block=True)
         try:
             channel = conn.default_channel
             channel.queue_delete(name)
@@ -339,9 +339,12 @@ class KombuDriver(Driver):
             self.closed = True
             reply, self._reply = self._reply, None
             listeners = list(self._listeners)
+        self._closing.set()
+        if self._confirming is not None:
+            self._confirming.close()
         if reply is not None:
             reply.stop()
         for listener in listeners:
             listener.cleanup()
-        self._pool.force_close_all()
+        self.pool.force_close_all()
         self._pending.clear()

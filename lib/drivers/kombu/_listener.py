@@ -23,6 +23,7 @@ import kombu.exceptions
 import kombu.transport.pyamqp
 
 from ..._logging import get_logger
+from .._buffered import drain, frame_ready
 from .._decoding import (
     ERROR_HEADER,
     REDELIVERIES_HEADER,
@@ -172,6 +173,8 @@ class KombuListener(Listener):
         self._generation = 0
         self._buffer: collections.deque[tuple[str, Any, int]] = collections.deque()
         self._settlements: queue.SimpleQueue[tuple[Any, int]] = queue.SimpleQueue()
+        #: Notifications: delivery tags on the current channel not acknowledged yet.
+        self._unacked: set[int] = set()
         self._interval = opts.rabbit_retry_interval
         self._next_attempt = 0.0
         with self._lock:
@@ -192,6 +195,7 @@ class KombuListener(Listener):
         if self.driver.opts.prefetch_count:
             channel.basic_qos(0, self.driver.opts.prefetch_count, False)
         generation = self._generation + 1
+        self._unacked.clear()
         for declared in self.queues:
             declared(channel).declare()
         for declared in self.queues:
@@ -204,12 +208,15 @@ class KombuListener(Listener):
 
     def _on_message(self, queue_name: str, generation: int, raw: Any) -> None:
         self._buffer.append((queue_name, raw, generation))
+        if self.notifications and self.driver.is_amqp:
+            self._unacked.add(raw.delivery_tag)
 
     def _lost(self, exc: BaseException) -> None:
         """Forget the dead connection: what it delivered and did not settle goes
         back to its queue at the broker, so the buffer is dropped too."""
         self._connected = False
         self._buffer.clear()
+        self._unacked.clear()
         self._next_attempt = 0.0
         self._interval = self.driver.opts.rabbit_retry_interval
         log.warning(
@@ -269,17 +276,35 @@ class KombuListener(Listener):
 
     def _flush(self) -> None:
         """Acknowledge every queued settlement (under the lock). Deliveries from
-        a lost channel are skipped: the broker already gave them back."""
+        a lost channel are skipped: the broker already gave them back. Those
+        below every delivery still unsettled go in one ``multiple`` ack; the
+        others (settled out of order) one by one, so none waits on a slow one."""
+        settled: list[tuple[int, Any]] = []
         while True:
             try:
                 raw, generation = self._settlements.get_nowait()
             except queue.Empty:
-                return
+                break
             if generation != self._generation or not self._connected:
                 log.debug("listener.ack_skipped", listener=self.name,
                           reason="its channel was lost; the broker redelivers it")
                 continue
-            raw.ack()
+            if not self.driver.is_amqp:  # other kombu transports: no ``multiple``
+                raw.ack()
+                continue
+            settled.append((raw.delivery_tag, raw))
+        if not settled:
+            return
+        unacked = self._unacked
+        unacked.difference_update(tag for tag, _ in settled)
+        floor = min(unacked) if unacked else None
+        below = [tag for tag, _ in settled if floor is None or tag < floor]
+        channel = settled[0][1].channel
+        if below:
+            channel.basic_ack(max(below), multiple=True)
+        for tag, _ in settled:
+            if floor is not None and tag > floor:
+                channel.basic_ack(tag)
 
     # -- Listener ---------------------------------------------------------------
     def poll(self, timeout: float, max_messages: int) -> list[IncomingMessage]:
@@ -323,30 +348,52 @@ class KombuListener(Listener):
         back waiting for company, and a burst is still taken in one poll."""
         while len(self._buffer) < max_messages and not self._stopped.is_set():
             if self._buffer:
+                if not self._frame_ready():
+                    return  # the rest of a burst is in the buffer or still on its way
                 wait = 0.0
             else:
                 wait = deadline - time.monotonic()
                 if wait <= 0:
                     return
             try:
-                self._conn.drain_events(timeout=wait)
+                drain(self._conn, wait)
             except TimeoutError:
                 if self._buffer:
                     return
             self._flush()
 
+    def _frame_ready(self) -> bool:
+        """Whether a frame can be read without a system call (py-amqp with
+        dovecote's buffered reads); other kombu transports just try."""
+        transport = getattr(self._conn.connection, "transport", None)
+        if getattr(transport, "_read_buffer", None) is None:
+            return True
+        return frame_ready(transport)
+
     def _take(self, max_messages: int) -> list[IncomingMessage]:
-        out: list[IncomingMessage] = []
-        while self._buffer and len(out) < max_messages:
-            queue_name, raw, generation = self._buffer.popleft()
-            if not self.notifications:
+        taken = [self._buffer.popleft() for _ in range(min(max_messages, len(self._buffer)))]
+        if taken and not self.notifications and not self.driver.is_amqp:
+            out: list[IncomingMessage] = []  # no ``multiple`` ack there: one by one
+            for queue_name, raw, generation in taken:
                 try:
-                    raw.ack()  # requests: at most once, acknowledged when taken
+                    raw.ack()
                 except self._errors as exc:
                     self._lost(exc)  # not acknowledged: the broker redelivers it
-                    return out
-            out.append(self._decode(queue_name, raw, generation))
-        return out
+                    break
+                out.append(self._decode(queue_name, raw, generation))
+            return out
+        if taken and not self.notifications:
+            # Requests: at most once, acknowledged when taken; one ``multiple``
+            # ack covers the batch (every earlier delivery on this channel was
+            # taken and acknowledged before it).
+            _queue, raw, _generation = taken[-1]
+            try:
+                raw.channel.basic_ack(raw.delivery_tag, multiple=True)
+            except self._errors as exc:
+                self._lost(exc)  # none acknowledged: the broker redelivers them all
+                return []
+        return [self._decode(queue_name, raw, generation)
+                for queue_name, raw, generation in taken]
 
     def _decode(self, queue_name: str, raw: Any, generation: int) -> KombuIncomingMessage:
         decoded = unpack(raw.body, notifications=self.notifications, headers=raw.headers)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..._url import TransportURL
 
 __all__ = [
+    "AMQP_SCHEMES",
     "OPTION_NAMES",
     "Connection",
     "Consumer",
@@ -51,7 +52,7 @@ Queue: Any = _kombu_entity.Queue
 binding: Any = _kombu_entity.binding
 maybe_declare: Any = _kombu_common.maybe_declare
 
-_AMQP_SCHEMES = frozenset({"rabbit", "amqp", "pyamqp"})
+AMQP_SCHEMES = frozenset({"rabbit", "amqp", "pyamqp"})
 #: Exchanges kept by name (topics and fanouts a process sends to are few).
 _EXCHANGE_CACHE_SIZE = 1024
 
@@ -198,7 +199,7 @@ def _host_urls(url: TransportURL, *, default_port: int | None = None) -> list[st
         scheme = "amqp"
     vhost = quote(url.virtual_host or "", safe="")
     if not url.hosts:
-        if scheme in _AMQP_SCHEMES:
+        if scheme in AMQP_SCHEMES:
             return [f"{scheme}://guest:guest@localhost:5672/{vhost}"]
         return [f"{scheme}://" + (f"/{vhost}" if vhost else "")]
     out = []
@@ -221,7 +222,7 @@ def build_connection(url: TransportURL, opts: KombuOptions, *, purpose: str) -> 
     """A (not yet connected) kombu connection to every host of ``url``:
     failover follows ``kombu_failover_strategy``; publisher confirms are on
     for AMQP. ``purpose`` names the connection in the broker's listings."""
-    is_amqp = url.scheme.removeprefix("kombu+") in _AMQP_SCHEMES
+    is_amqp = url.scheme.removeprefix("kombu+") in AMQP_SCHEMES
     tls = opts.tls if opts.tls.enabled else None
     urls = _host_urls(url, default_port=TLS_PORT if tls is not None and is_amqp else None)
     transport_options: dict[str, Any] = {}

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..._logging import get_logger
+from .._buffered import drain
 from ._listener import connection_errors, undecompressed
 from ._options import Consumer
 
@@ -75,7 +76,7 @@ class ReplyConsumer:
                 continue
             try:
                 with contextlib.suppress(TimeoutError):
-                    self._conn.drain_events(timeout=_DRAIN_TIMEOUT)
+                    drain(self._conn, _DRAIN_TIMEOUT)
                 self._conn.heartbeat_check()
             except self._errors as exc:
                 self._channel = None
