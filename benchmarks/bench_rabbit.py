@@ -12,8 +12,9 @@ process, each library on its own transport):
   request/reply ping-pong with a reply queue (``bench_kombu_raw.raw_calls``);
 * calls from 8 threads sharing one client: calls per second.
 
-Goals (issue 3): casts >= 3x oslo.messaging with 1 thread and >= 5x with 8;
-call round trip <= 1.5x the raw kombu ping-pong; 8-thread calls >= 4x
+Goals (issue 12; ``report.py`` checks them all in one run): casts >= 2.5x
+oslo.messaging with 1 thread and >= 5x with 8; call round trip <= 1.3x the
+raw kombu ping-pong; 8-thread calls >= 4x
 oslo.messaging. Absolute numbers vary from machine to machine; the ratios,
 measured in one run on one broker, are what to compare.
 
@@ -343,11 +344,11 @@ def report(results: dict[str, dict[str, float]], sizes: argparse.Namespace) -> b
         print(f"{label:<42}{cells[0]:>12}{cells[1]:>12}{cells[2]:>12}"
               f"{vs_oslo:>9.2f}x{vs_raw:>9}")
     goals = [
-        ("casts, 1 thread >= 3x oslo.messaging", dc["casts_1"] / oslo["casts_1"], 3.0, True),
+        ("casts, 1 thread >= 2.5x oslo.messaging", dc["casts_1"] / oslo["casts_1"], 2.5, True),
         (f"casts, {THREADS} threads >= 5x oslo.messaging",
          dc["casts_8"] / oslo["casts_8"], 5.0, True),
-        ("call round trip <= 1.5x raw kombu ping-pong",
-         dc["call_rtt"] / raw["call_rtt"], 1.5, False),
+        ("call round trip <= 1.3x raw kombu ping-pong",
+         dc["call_rtt"] / raw["call_rtt"], 1.3, False),
         (f"calls, {THREADS} threads >= 4x oslo.messaging",
          dc["calls_8"] / oslo["calls_8"], 4.0, True),
     ]

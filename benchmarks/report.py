@@ -17,7 +17,8 @@ scenario's functions come from the ``bench_*`` modules beside this file):
    (``bench_notifications``);
 6. ``memory://`` casts end to end and call round trips, with the
    ``"threading"`` and the ``"blocking"`` executor, against a pykka ``ask``
-   (``bench_memory``);
+   (``bench_memory``), each in a fresh process (no RabbitMQ stack's idle
+   threads taking turns on its GIL);
 7. ``amqp1://`` call round trip and casts against raw python-qpid-proton
    (``bench_amqp1``);
 8. the resident set's growth while 100,000 casts flood a ``memory://`` server
@@ -124,13 +125,16 @@ def notification_scenarios(side: bench_notifications.Side) -> dict[str, Scenario
 
 
 def memory_scenarios() -> dict[str, Scenario]:
-    """dovecote on memory://, a fresh broker and server each time."""
+    """dovecote on memory://, a fresh broker and server each time, each in a
+    fresh process: the RabbitMQ stacks' idle threads (polls, heartbeats) in
+    this one would take turns on its GIL too."""
     scenarios: dict[str, Scenario] = {}
+    fresh = bench_memory.in_fresh_process
     for executor in ("threading", "blocking"):
         scenarios[f"mem_casts_{executor}"] = functools.partial(
-            bench_memory.timed_casts, executor=executor)
+            fresh, bench_memory.timed_casts, executor=executor)
         scenarios[f"mem_rtt_{executor}"] = functools.partial(
-            bench_memory.call_samples, executor=executor)
+            fresh, bench_memory.call_samples, executor=executor)
     return scenarios
 
 
@@ -167,7 +171,8 @@ def libraries(warmup: int) -> Iterator[dict[str, dict[str, Scenario]]]:
             KOMBU: raw_kombu_scenarios(),
             PYAMQP: {"publish_1": functools.partial(
                 rate, functools.partial(bench_kombu_raw.raw_publish_confirmed, url=RABBIT_URL))},
-            PYKKA: {"pykka_rtt": bench_memory.pykka_ask_samples},
+            PYKKA: {"pykka_rtt": functools.partial(bench_memory.in_fresh_process,
+                                                   bench_memory.pykka_ask_samples)},
             PROTON: {"amqp1_rtt": bench_amqp1.raw_calls,
                      "amqp1_casts": functools.partial(rate, bench_amqp1.raw_casts)},
         }

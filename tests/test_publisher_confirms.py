@@ -1,8 +1,9 @@
 """The rabbit driver's shared confirming channel (issue 12), on the real broker:
 threads sending at once share one publishing connection and each send returns
 once its own message is confirmed; a returned (unroutable) message fails its
-own sender and no other; the broker closing the connection under concurrent
-sends loses nothing (each send is published again until confirmed)."""
+own sender and no other; a refused one (``basic.nack``) fails its sender and
+the channel goes on; the broker closing the connection under concurrent sends
+loses nothing (each send is published again until confirmed)."""
 
 from __future__ import annotations
 
@@ -191,3 +192,24 @@ def drain_ids(listener: Any, expected: set[int], timeout: float = 30) -> list[in
         got.extend(m.message["args"]["i"] for m in listener.poll(0.2, 500))
     got.extend(m.message["args"]["i"] for m in listener.poll(0.05, 5000))
     return got
+
+
+def test_a_message_the_broker_refuses_fails_its_sender(
+        transport: dovecote.Transport, topic: str) -> None:
+    """``basic.nack``: a queue that rejects what exceeds its length."""
+    import amqp
+
+    conn = amqp.Connection(host="127.0.0.1:5672", userid="guest", password="guest")
+    conn.connect()
+    try:
+        channel = conn.channel()
+        channel.queue_declare(topic, arguments={"x-max-length": 1,
+                                                "x-overflow": "reject-publish"})
+        driver: Any = transport.driver
+        driver.publish("", topic, "first")
+        with pytest.raises(dovecote.MessageDeliveryFailure, match="refused"):
+            driver.publish("", topic, "second")
+        driver.publish("", f"{topic}.nobody", "unrouted, not refused")  # the channel goes on
+        channel.queue_delete(topic)
+    finally:
+        conn.close()
