@@ -382,7 +382,12 @@ def main() -> None:
                         help="where to write the table as JSON (default: %(default)s)")
     parser.add_argument("--chart", type=Path, default=HERE / "results" / "throughput.png",
                         help="where to draw the casts chart (default: %(default)s)")
+    parser.add_argument("--cpus", type=lambda text: {int(c) for c in text.split(",")},
+                        help="pin this process (and the processes it starts) to these CPUs, "
+                             "e.g. 0: every library alike, the broker keeps the others")
     args = parser.parse_args()
+    if args.cpus:
+        os.sched_setaffinity(0, args.cpus)
     sizes = argparse.Namespace(**(QUICK if args.quick else FULL))
     bench_rabbit.quiet()
     found = versions()
@@ -390,7 +395,8 @@ def main() -> None:
                "amqp1": str(dovecote.TransportURL.parse(AMQP1_URL))}
     print(f"RabbitMQ {found.get('rabbitmq', '?')} at {brokers['rabbit']} and "
           f"{brokers['amqp1']}; {'quick' if args.quick else 'full'} run, "
-          f"{sizes.rounds} round(s), {os.cpu_count()} CPUs")
+          f"{sizes.rounds} round(s), {os.cpu_count()} CPUs"
+          + (f", this process pinned to CPU(s) {sorted(args.cpus)}" if args.cpus else ""))
     print("  ".join(f"{name} {version}" for name, version in found.items()))
     started = time.monotonic()
     results = measure(sizes)
@@ -407,7 +413,8 @@ def main() -> None:
         "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "quick": args.quick, "wall_time_s": round(elapsed, 1), "brokers": brokers,
         "versions": found,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "pinned_to": sorted(args.cpus) if args.cpus else None},
         "sizes": vars(sizes),
         "units": {"rates": "per second", "round trips": "seconds", "flood_rss": "bytes"},
         "results": results,

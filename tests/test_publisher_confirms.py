@@ -213,3 +213,31 @@ def test_a_message_the_broker_refuses_fails_its_sender(
         channel.queue_delete(topic)
     finally:
         conn.close()
+
+
+def test_cleanup_ends_a_send_retrying_forever_against_no_broker() -> None:
+    transport = dovecote.get_transport(
+        "rabbit://guest:guest@127.0.0.1:1/?rabbit_retry_interval=0.05"
+        "&rabbit_retry_backoff=0.05&rabbit_interval_max=0.1&connect_timeout=0.5")
+    client = dovecote.get_rpc_client(transport, Target(topic="nowhere"), retry=-1)
+    outcome: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            client.cast({}, "tick")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    sender = threading.Thread(target=send)
+    with structlog.testing.capture_logs() as logs:
+        sender.start()
+        while not any(e["event"] == "connection.retrying" for e in logs):
+            sender.join(0.01)  # until it is retrying
+        started = time.monotonic()
+        transport.cleanup()
+        assert time.monotonic() - started < 2  # cleanup() does not wait for the sender
+        sender.join(5)
+    assert not sender.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], dovecote.MessageDeliveryFailure)
+    assert "cleaned up" in str(outcome[0])

@@ -229,11 +229,16 @@ class ConfirmingChannel:
                 try:
                     with contextlib.suppress(TimeoutError):
                         drain(self._conn, 0, readable=True)
-                except self._errors as exc:
-                    self._lost(exc)
+                except Exception as exc:  # noqa: BLE001 - lost, or a frame py-amqp chokes on
+                    self._lost(exc)  # either way the channel's state is unknown: start afresh
 
     def close(self) -> None:
-        """Fail whatever still waits and close the connection; no more publishing."""
-        with self._io:
-            self._closed = True
-            self._lost(ConfirmLost("the transport was cleaned up"))
+        """Fail whatever still waits and close the connection; no more publishing.
+        Never waits long: a sender holding the channel (reconnecting, or blocked
+        by a broker's flow control) is left to notice ``_closed`` by itself."""
+        self._closed = True
+        if self._io.acquire(timeout=_WAIT_SLICE):
+            try:
+                self._lost(ConfirmLost("the transport was cleaned up"))
+            finally:
+                self._io.release()

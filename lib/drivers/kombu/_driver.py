@@ -191,8 +191,13 @@ class KombuDriver(Driver):
         policy = self.retry_policy(retry)
         interval, retries = policy["interval_start"], 0
 
+        def retrying(exc: BaseException, interval: float) -> None:
+            if self._closing.is_set():  # cleanup() ends kombu's retry loop here
+                raise ConfirmLost("the transport was cleaned up")
+            self.on_connection_error(exc, interval)
+
         def connect(conn: Any) -> None:
-            conn.ensure_connection(errback=self.on_connection_error, **policy)
+            conn.ensure_connection(errback=retrying, **policy)
 
         what = f"Could not publish to exchange {name!r} with routing key {routing_key!r}"
         while True:
