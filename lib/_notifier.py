@@ -10,7 +10,6 @@ allowed.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +75,8 @@ class Notifier:
         self.serializer = serializer or NoOpSerializer()
         self.retry = retry
         self.topics = list(topics) if topics is not None else ["notifications"]
+        #: ``<topic>.<priority>`` targets, built once (topics x priorities: a few).
+        self._targets: dict[tuple[str, str], Target] = {}
 
     def prepare(self, publisher_id: str | None = _UNSET, retry: int | None = _UNSET) -> Notifier:
         """A notifier sharing this one's transport and drivers, with
@@ -95,7 +96,7 @@ class Notifier:
     def _notify(self, ctxt: Any, event_type: str, payload: Any, priority: str) -> None:
         context = self.serializer.serialize_context(ctxt)
         message = {
-            "message_id": str(uuid.uuid4()),
+            "message_id": _wire.new_uuid(),
             "publisher_id": self.publisher_id,
             "event_type": event_type,
             "priority": priority,
@@ -106,7 +107,10 @@ class Notifier:
             if name in ("messagingv2", "messaging"):
                 version = 2.0 if name == "messagingv2" else 1.0
                 for topic in self.topics:
-                    target = Target(topic=f"{topic}.{priority.lower()}")
+                    target = self._targets.get((topic, priority))
+                    if target is None:
+                        target = self._targets[topic, priority] = Target(
+                            topic=f"{topic}.{priority.lower()}")
                     self.transport.driver.send_notification(
                         target, context, message, version=version, retry=self.retry
                     )

@@ -1,9 +1,10 @@
 """The mechanisms issue 12 added for speed, each checked for what it must not
 change: buffered reads hand py-amqp exactly the frames the peer sent, however
 the bytes are cut; ids read ahead are still unique uuid4s, and a forked child
-does not repeat its parent's; the envelope written in one pass is the same
-text as before; the shared work queue still counts every message a worker
-finished."""
+does not repeat its parent's; the envelope written in one pass, and JSON from
+the encoder built once, are the same text as before, and the decoder's shortcut
+parses (and refuses) as the json module does; the shared work queue
+still counts every message a worker finished."""
 
 from __future__ import annotations
 
@@ -144,6 +145,36 @@ def test_the_envelope_written_in_one_pass_is_the_same_text(message: dict[str, ob
     expected = _wire.dumps({"oslo.version": "2.0", "oslo.message": _wire.dumps(message)})
     assert _wire.encode_envelope(message) == expected
     assert json.loads(json.loads(expected)["oslo.message"]) == json.loads(_wire.dumps(message))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values)
+def test_the_reused_encoder_writes_what_the_json_module_writes(value: object) -> None:
+    expected = json.JSONEncoder(default=_wire._to_primitive, separators=(",", ":")).encode(value)
+    assert _wire.dumps(value) == expected
+
+
+def _outcome(parse: object, text: str) -> tuple[str, object]:
+    try:
+        return "value", parse(text)  # type: ignore[operator]
+    except (ValueError, RecursionError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(
+    st.text(max_size=40),
+    st.builds(lambda v, a, b: a + json.dumps(v) + b, json_values,
+              st.sampled_from(["", " ", "\n"]), st.sampled_from(["", " ", "x", "}", "1"]))))
+def test_the_scanner_shortcut_parses_as_the_json_module_does(text: str) -> None:
+    assert _outcome(_wire.loads, text) == _outcome(json.JSONDecoder().decode, text)
+
+
+def test_a_circular_value_is_still_named_as_such() -> None:
+    looped: list[object] = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="Circular"):
+        _wire.dumps({"args": looped})
 
 
 class _Counter:

@@ -384,8 +384,7 @@ class MemoryDriver(Driver):
     ) -> None:
         del retry
         self.ensure_open("send")
-        packed = _wire.pack_request(ctxt, message)
-        packed.pop("_unique_id", None)
+        packed = _wire.pack_notification(ctxt, message)
         body = _wire.encode_envelope(packed) if version >= 2.0 else _wire.dumps(packed)
         # Like oslo.messaging (and the kombu driver), declare <topic>.<priority> so a
         # notification sent before any listener waits there instead of vanishing.

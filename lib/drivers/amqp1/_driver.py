@@ -270,8 +270,7 @@ class Amqp1Driver(Driver):
         self, target: Target, ctxt: Mapping[str, Any], message: Mapping[str, Any], *,
         version: float, retry: int | None = None,
     ) -> None:
-        packed = _wire.pack_request(ctxt, message)
-        packed.pop("_unique_id", None)
+        packed = _wire.pack_notification(ctxt, message)
         body = _wire.encode_envelope(packed) if version >= 2.0 else _wire.dumps(packed)
         exchange = target.exchange or self.control_exchange
         exchanges = self.plan.sender_exchanges(exchange)

@@ -277,8 +277,7 @@ class KombuDriver(Driver):
         ``<topic>.<priority>`` so notifications wait there until a listener comes."""
         if not target.topic:
             raise InvalidTarget("A topic is required to send a notification", target)
-        packed = _wire.pack_request(ctxt, message)
-        packed.pop("_unique_id", None)
+        packed = _wire.pack_notification(ctxt, message)
         body = _wire.encode_envelope(packed) if version >= 2.0 else _wire.dumps(packed)
         name = self._exchange(target)
         exchange = self.entities.topic_exchange(name)
