@@ -21,7 +21,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import amqp
 
@@ -82,7 +82,10 @@ class ConfirmingChannel:
         self._reading = threading.Lock()  # held by the one thread reading acks
         self._pending: dict[int, _Waiter] = {}  # by delivery tag, in tag order
         self._channel: Any = None
-        self._sock: Any = None
+        #: The open connection's socket and py-amqp transport, set together: a
+        #: reader waits on them without the lock (never through ``self._conn``,
+        #: whose ``connection`` property would connect).
+        self._wire: tuple[Any, Any] | None = None
         self._tag = 0
         self._declared: set[int] = set()
         self._closed = False
@@ -93,18 +96,31 @@ class ConfirmingChannel:
             raise ConfirmLost("the transport was cleaned up")
         if self._channel is None:
             connect(self._conn)
-            channel = self._conn.connection.channel()
-            channel.confirm_select()
+            try:
+                connection = self._conn.connection
+                channel = connection.channel()
+                channel.confirm_select()
+            except self._errors as exc:
+                self._fail(exc)
             channel.events["basic_ack"].add(self._on_ack)
             channel.events["basic_nack"].add(self._on_nack)
             channel.events["basic_return"].add(self._on_return)
-            self._channel, self._sock, self._tag = channel, self._conn.connection.sock, 0
+            self._channel, self._tag = channel, 0
+            self._wire = (connection.sock, connection.transport)
         return self._channel
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        """Drop the channel after ``exc``; raise :class:`ConfirmLost` for an
+        error worth publishing again for, else ``exc`` itself."""
+        self._lost(exc)
+        if isinstance(exc, self._recoverable):
+            raise ConfirmLost(f"{type(exc).__name__}: {exc}") from exc
+        raise exc
 
     def _lost(self, exc: BaseException) -> None:
         """Drop the channel and connection; fail every publish still waiting."""
         pending, self._pending = self._pending, {}
-        self._channel = self._sock = None
+        self._channel = self._wire = None
         self._declared.clear()
         error = exc if isinstance(exc, ConfirmLost) else ConfirmLost(
             f"{type(exc).__name__}: {exc}")
@@ -171,10 +187,7 @@ class ConfirmingChannel:
                 self._pending[self._tag] = waiter
                 channel._basic_publish(message, exchange, routing_key, mandatory)
             except self._errors as exc:
-                self._lost(exc)
-                if isinstance(exc, self._recoverable):
-                    raise ConfirmLost(f"{type(exc).__name__}: {exc}") from exc
-                raise
+                self._fail(exc)
         self._await(waiter, None if timeout is None else time.monotonic() + timeout)
         if waiter.error is not None:
             raise waiter.error
@@ -213,18 +226,19 @@ class ConfirmingChannel:
                 if wait <= 0:
                     self._give_up(waiter, deadline)
                     return
-            sock = self._sock
-            if sock is None:
+            wire = self._wire
+            if wire is None:
                 return  # lost meanwhile: the waiter was failed
-            if not frame_ready(self._conn.connection.transport):
+            sock, transport = wire
+            if not frame_ready(transport):
                 try:
                     readable, _, _ = select.select([sock], [], [], wait)
-                except (OSError, ValueError):  # closed under us: the next turn sees it
+                except (OSError, ValueError, TypeError):  # closed under us: seen below
                     readable = [sock]
                 if not readable:
                     continue
             with self._io:
-                if self._sock is not sock:
+                if self._wire is not wire:
                     continue
                 try:
                     with contextlib.suppress(TimeoutError):
