@@ -53,7 +53,8 @@ class WorkerIdle:
     """A worker of a stopping server ran out of jobs (what it finished is
     counted in the shared work queue)."""
 
-    worker: pykka.ActorRef[Any]
+
+WORKER_IDLE = WorkerIdle()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from dovecote._handling import describe
 
 from ._base import DovecoteActor, Track, tell
-from ._messages import WORK, Work, WorkerIdle
+from ._messages import WORK, WORKER_IDLE, Work
 
 if TYPE_CHECKING:
     import pykka
@@ -116,5 +116,5 @@ class WorkerActor(DovecoteActor):
                 self.handled += count - failed
                 self.failed += failed
             if self.work.report:
-                tell(self.dispatcher, WorkerIdle(self.actor_ref))
+                tell(self.dispatcher, WORKER_IDLE)
         return None

@@ -96,6 +96,14 @@ def transport(transport_url: str) -> Iterator[dovecote.Transport]:
 
 
 @pytest.fixture
+def rabbit_transport(rabbitmq: str) -> Iterator[dovecote.Transport]:
+    """A ``rabbit://`` transport to the session's broker, cleaned up after the test."""
+    transport = dovecote.get_transport(rabbitmq)
+    yield transport
+    transport.cleanup()
+
+
+@pytest.fixture
 def topic(unique: str) -> str:
     """A topic no other test uses."""
     return f"test_{unique}"

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from _rpc_support import delete_queues, running, wait_until
-from conftest import RABBIT_URL
 
 import dovecote
 from dovecote import Target
@@ -34,13 +32,6 @@ def counts(queue: str) -> tuple[int, int]:
     raise AssertionError(f"no queue {queue!r} at the broker")
 
 
-@pytest.fixture
-def transport(rabbitmq: str) -> Iterator[dovecote.Transport]:
-    transport = dovecote.get_transport(RABBIT_URL)
-    yield transport
-    transport.cleanup()
-
-
 class Endpoint:
     """Records each notification's ``i``; the one with ``i == 0`` waits for ``release``."""
 
@@ -58,12 +49,12 @@ class Endpoint:
 
 
 def test_notifications_finished_out_of_order_are_all_acknowledged(
-        transport: dovecote.Transport, topic: str) -> None:
+        rabbit_transport: dovecote.Transport, topic: str) -> None:
     endpoint = Endpoint()
     listener = dovecote.get_notification_listener(
-        transport, [Target(topic=topic)], [endpoint], max_workers=4)
+        rabbit_transport, [Target(topic=topic)], [endpoint], max_workers=4)
     queue = f"{topic}.info"
-    notifier = dovecote.Notifier(transport, driver="messagingv2", topics=[topic],
+    notifier = dovecote.Notifier(rabbit_transport, driver="messagingv2", topics=[topic],
                                  publisher_id="test")
     try:
         with running(listener):
@@ -77,7 +68,7 @@ def test_notifications_finished_out_of_order_are_all_acknowledged(
         assert sorted(endpoint.seen) == list(range(60))  # none came back
     finally:
         endpoint.release.set()
-        delete_queues(transport, queue)
+        delete_queues(rabbit_transport, queue)
 
 
 class Sink:
@@ -95,10 +86,10 @@ class Sink:
 
 
 def test_a_burst_of_requests_is_taken_once_and_leaves_nothing_unacknowledged(
-        transport: dovecote.Transport, topic: str) -> None:
+        rabbit_transport: dovecote.Transport, topic: str) -> None:
     sink = Sink(500)
-    server = dovecote.get_rpc_server(transport, Target(topic=topic, server="s"), [sink])
-    client = dovecote.get_rpc_client(transport, Target(topic=topic))
+    server = dovecote.get_rpc_server(rabbit_transport, Target(topic=topic, server="s"), [sink])
+    client = dovecote.get_rpc_client(rabbit_transport, Target(topic=topic))
     try:
         with running(server):
             for i in range(500):
@@ -107,4 +98,4 @@ def test_a_burst_of_requests_is_taken_once_and_leaves_nothing_unacknowledged(
             assert wait_until(lambda: counts(topic) == (0, 0))
         assert sorted(sink.seen) == list(range(500))
     finally:
-        delete_queues(transport, topic, f"{topic}.s")
+        delete_queues(rabbit_transport, topic, f"{topic}.s")

@@ -11,13 +11,13 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import structlog
 from _rpc_support import delete_queues
-from conftest import DROP_VHOST, RABBIT_URL, rabbitmqctl
+from conftest import DROP_VHOST, rabbitmqctl
 
 import dovecote
 from dovecote import Target
@@ -28,11 +28,6 @@ THREADS = 16
 EACH = 50
 DROP_URL = (f"rabbit://guest:guest@127.0.0.1:5672/{DROP_VHOST}?rabbit_retry_interval=0.05"
             "&rabbit_retry_backoff=0.05&rabbit_interval_max=0.2&connect_timeout=2")
-
-
-@pytest.fixture
-def url(rabbitmq: str) -> str:
-    return RABBIT_URL
 
 
 def in_threads(work: Callable[[int], None], threads: int = THREADS) -> list[BaseException]:
@@ -74,17 +69,10 @@ def publish_connections(vhost: str) -> int:
     return sum(1 for line in out.splitlines() if line.startswith(vhost + "\t") and mine in line)
 
 
-@pytest.fixture
-def transport(url: str) -> Iterator[dovecote.Transport]:
-    transport = dovecote.get_transport(url)
-    yield transport
-    transport.cleanup()
-
-
 def test_concurrent_casts_share_one_connection_and_each_is_confirmed(
-        transport: dovecote.Transport, topic: str) -> None:
-    listener = transport.driver.listen(Target(topic=topic))
-    client = dovecote.get_rpc_client(transport, Target(topic=topic))
+        rabbit_transport: dovecote.Transport, topic: str) -> None:
+    listener = rabbit_transport.driver.listen(Target(topic=topic))
+    client = dovecote.get_rpc_client(rabbit_transport, Target(topic=topic))
     counts: list[int] = []
     try:
         def work(n: int) -> None:
@@ -97,15 +85,15 @@ def test_concurrent_casts_share_one_connection_and_each_is_confirmed(
         got = drain(listener, THREADS * EACH)
     finally:
         listener.cleanup()
-        delete_queues(transport, topic)
+        delete_queues(rabbit_transport, topic)
     assert sorted(got) == list(range(THREADS * EACH))  # every one, once
     assert counts == [1]  # sixteen threads, one publishing connection
 
 
 def test_a_returned_message_fails_its_own_sender_only(
-        transport: dovecote.Transport, topic: str) -> None:
-    listener = transport.driver.listen(Target(topic=topic))
-    driver: Any = transport.driver
+        rabbit_transport: dovecote.Transport, topic: str) -> None:
+    listener = rabbit_transport.driver.listen(Target(topic=topic))
+    driver: Any = rabbit_transport.driver
     exchange = driver.entities.topic_exchange(driver.control_exchange)
     outcomes: dict[tuple[int, int], str] = {}
     try:
@@ -125,7 +113,7 @@ def test_a_returned_message_fails_its_own_sender_only(
         got = drain(listener, THREADS * EACH // 2)
     finally:
         listener.cleanup()
-        delete_queues(transport, topic)
+        delete_queues(rabbit_transport, topic)
     for (n, k), outcome in outcomes.items():
         expected = "confirmed" if (n + k) % 2 == 0 else f"returned {topic}.nobody"
         assert outcome == expected, (n, k)
@@ -195,7 +183,7 @@ def drain_ids(listener: Any, expected: set[int], timeout: float = 30) -> list[in
 
 
 def test_a_message_the_broker_refuses_fails_its_sender(
-        transport: dovecote.Transport, topic: str) -> None:
+        rabbit_transport: dovecote.Transport, topic: str) -> None:
     """``basic.nack``: a queue that rejects what exceeds its length."""
     import amqp
 
@@ -205,7 +193,7 @@ def test_a_message_the_broker_refuses_fails_its_sender(
         channel = conn.channel()
         channel.queue_declare(topic, arguments={"x-max-length": 1,
                                                 "x-overflow": "reject-publish"})
-        driver: Any = transport.driver
+        driver: Any = rabbit_transport.driver
         driver.publish("", topic, "first")
         with pytest.raises(dovecote.MessageDeliveryFailure, match="refused"):
             driver.publish("", topic, "second")

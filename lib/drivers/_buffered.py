@@ -18,7 +18,10 @@ from typing import Any
 
 import amqp.transport
 
-__all__ = ["CHUNK", "STALL", "BufferedReads", "BufferedTCPTransport", "drain", "frame_ready"]
+__all__ = [
+    "CHUNK", "STALL", "BufferedReads", "BufferedTCPTransport", "drain", "frame_ready",
+    "more_ready",
+]
 
 #: The most bytes one ``recv`` asks for beyond what the current read needs.
 CHUNK = 65536
@@ -77,6 +80,13 @@ def frame_ready(transport: Any) -> bool:
         return True
     pending = getattr(transport.sock, "pending", None)
     return bool(pending is not None and pending())
+
+
+def more_ready(conn: Any) -> bool:
+    """Whether :func:`drain` on kombu connection ``conn`` can handle a frame
+    without waiting (always "try" on transports it does not buffer)."""
+    transport = getattr(conn.connection, "transport", None)
+    return not isinstance(transport, BufferedReads) or frame_ready(transport)
 
 
 def drain(conn: Any, timeout: float, *, readable: bool = False) -> None:

@@ -20,7 +20,7 @@ import contextlib
 import select
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import amqp
@@ -64,8 +64,9 @@ class _Waiter:
 class ConfirmingChannel:
     """A kombu connection's AMQP channel in confirm mode, for many threads.
 
-    ``publish``'s ``connect(conn)`` (called under the lock) makes sure ``conn``
-    is connected, raising what kombu raises when it cannot. ``errors`` are
+    ``publish`` connects ``conn`` when needed (under the lock) with kombu's
+    ``ensure_connection``, its retry ``policy`` and ``errback``, raising what
+    kombu raises once the retries ran out. ``errors`` are
     those of a lost connection or channel, ``recoverable`` those of them worth
     publishing again for (a closed connection, not a refused declaration).
     Errors reading or writing drop the channel and fail every waiting publish
@@ -74,8 +75,10 @@ class ConfirmingChannel:
     """
 
     def __init__(self, conn: Any, *, errors: tuple[type[BaseException], ...],
-                 recoverable: tuple[type[BaseException], ...]) -> None:
+                 recoverable: tuple[type[BaseException], ...],
+                 errback: Callable[[BaseException, float], None]) -> None:
         self._conn = conn
+        self._errback = errback
         self._errors = errors
         self._recoverable = recoverable
         self._io = threading.Lock()  # the socket: writing, reading, reconnecting
@@ -91,11 +94,11 @@ class ConfirmingChannel:
         self._closed = False
 
     # -- the channel (all under self._io) ------------------------------------------
-    def _open(self, connect: Callable[[Any], None]) -> Any:
+    def _open(self, policy: Mapping[str, Any]) -> Any:
         if self._closed:
             raise ConfirmLost("the transport was cleaned up")
         if self._channel is None:
-            connect(self._conn)
+            self._conn.ensure_connection(errback=self._errback, **policy)
             try:
                 connection = self._conn.connection
                 channel = connection.channel()
@@ -165,7 +168,7 @@ class ConfirmingChannel:
     # -- publishing ----------------------------------------------------------------
     def publish(
         self, message: amqp.Message, *, exchange: str, routing_key: str, mandatory: bool,
-        declare: Sequence[Any], timeout: float | None, connect: Callable[[Any], None],
+        declare: Sequence[Any], timeout: float | None, policy: Mapping[str, Any],
     ) -> None:
         """Publish ``message`` and return once the broker confirmed it.
 
@@ -176,7 +179,7 @@ class ConfirmingChannel:
         key = (exchange, routing_key, bytes(message.body)) if mandatory else None
         waiter = _Waiter(key)
         with self._io:
-            channel = self._open(connect)  # kombu's errors, once its retries ran out
+            channel = self._open(policy)  # kombu's errors, once its retries ran out
             try:
                 for entity in declare:
                     ident = hash(entity)

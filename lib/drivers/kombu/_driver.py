@@ -91,7 +91,8 @@ class KombuDriver(Driver):
             self._confirming = ConfirmingChannel(
                 self.new_connection("publish"), errors=connection_errors(template),
                 recoverable=(*template.recoverable_connection_errors,
-                             *template.recoverable_channel_errors, TimeoutError))
+                             *template.recoverable_channel_errors, TimeoutError),
+                errback=self._publisher_retrying)
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._reply: ReplyConsumer | None = None
@@ -190,38 +191,40 @@ class KombuDriver(Driver):
             body.encode(content_encoding) if isinstance(body, str) else body, **properties)
         policy = self.retry_policy(retry)
         interval, retries = policy["interval_start"], 0
-
-        def retrying(exc: BaseException, interval: float) -> None:
-            if self._closing.is_set():  # cleanup() ends kombu's retry loop here
-                raise ConfirmLost("the transport was cleaned up")
-            self.on_connection_error(exc, interval)
-
-        def connect(conn: Any) -> None:
-            conn.ensure_connection(errback=retrying, **policy)
-
-        what = f"Could not publish to exchange {name!r} with routing key {routing_key!r}"
         while True:
             try:
                 self._confirming.publish(
                     message, exchange=name, routing_key=routing_key, mandatory=mandatory,
-                    declare=declare, timeout=self.opts.confirm_timeout, connect=connect)
+                    declare=declare, timeout=self.opts.confirm_timeout, policy=policy)
             except Returned as exc:
                 raise MessageUndeliverable(exc.reason, name, routing_key, body) from None
-            except Nacked as exc:
-                raise self.failure(what, exc) from None
             except ConfirmLost as exc:
-                if (self.closed or (policy["max_retries"] is not None
-                                    and retries >= policy["max_retries"])):
-                    raise self.failure(what, exc) from None
+                if self.closed or (policy["max_retries"] is not None
+                                   and retries >= policy["max_retries"]):
+                    raise self._publish_failure(name, routing_key, exc) from None
                 retries += 1
                 self.on_connection_error(exc, interval)
                 if self._closing.wait(interval):
-                    raise self.failure(what, exc) from None
+                    raise self._publish_failure(name, routing_key, exc) from None
                 interval = min(interval + policy["interval_step"], policy["interval_max"])
+            except Nacked as exc:
+                raise self._publish_failure(name, routing_key, exc) from None
             except connection_errors(self._template) as exc:
-                raise self.failure(what, exc) from None
+                raise self._publish_failure(name, routing_key, exc) from None
             else:
                 return
+
+    def _publish_failure(self, exchange: str, routing_key: str,
+                         exc: BaseException) -> MessageDeliveryFailure:
+        return self.failure(
+            f"Could not publish to exchange {exchange!r} with routing key {routing_key!r}", exc)
+
+    def _publisher_retrying(self, exc: BaseException, interval: float) -> None:
+        """kombu's errback while the shared publishing connection reconnects:
+        log the retry, or end kombu's retry loop once ``cleanup()`` began."""
+        if self._closing.is_set():
+            raise ConfirmLost("the transport was cleaned up")
+        self.on_connection_error(exc, interval)
 
     def send_reply(self, reply_q: str, data: str, *, msg_id: str | None) -> None:
         """Publish an encoded reply or heartbeat to ``reply_q``; one for a queue

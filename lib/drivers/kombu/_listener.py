@@ -23,7 +23,7 @@ import kombu.exceptions
 import kombu.transport.pyamqp
 
 from ..._logging import get_logger
-from .._buffered import drain, frame_ready
+from .._buffered import drain, more_ready
 from .._decoding import (
     ERROR_HEADER,
     REDELIVERIES_HEADER,
@@ -279,7 +279,8 @@ class KombuListener(Listener):
         a lost channel are skipped: the broker already gave them back. Those
         below every delivery still unsettled go in one ``multiple`` ack; the
         others (settled out of order) one by one, so none waits on a slow one."""
-        settled: list[tuple[int, Any]] = []
+        settled: list[int] = []
+        channel: Any = None
         while True:
             try:
                 raw, generation = self._settlements.get_nowait()
@@ -292,17 +293,17 @@ class KombuListener(Listener):
             if not self.driver.is_amqp:  # other kombu transports: no ``multiple``
                 raw.ack()
                 continue
-            settled.append((raw.delivery_tag, raw))
+            settled.append(raw.delivery_tag)
+            channel = raw.channel
         if not settled:
             return
         unacked = self._unacked
-        unacked.difference_update(tag for tag, _ in settled)
+        unacked.difference_update(settled)
         floor = min(unacked) if unacked else None
-        below = [tag for tag, _ in settled if floor is None or tag < floor]
-        channel = settled[0][1].channel
+        below = [tag for tag in settled if floor is None or tag < floor]
         if below:
             channel.basic_ack(max(below), multiple=True)
-        for tag, _ in settled:
+        for tag in settled:
             if floor is not None and tag > floor:
                 channel.basic_ack(tag)
 
@@ -348,7 +349,7 @@ class KombuListener(Listener):
         back waiting for company, and a burst is still taken in one poll."""
         while len(self._buffer) < max_messages and not self._stopped.is_set():
             if self._buffer:
-                if not self._frame_ready():
+                if not more_ready(self._conn):
                     return  # the rest of a burst is in the buffer or still on its way
                 wait = 0.0
             else:
@@ -361,14 +362,6 @@ class KombuListener(Listener):
                 if self._buffer:
                     return
             self._flush()
-
-    def _frame_ready(self) -> bool:
-        """Whether a frame can be read without a system call (py-amqp with
-        dovecote's buffered reads); other kombu transports just try."""
-        transport = getattr(self._conn.connection, "transport", None)
-        if getattr(transport, "_read_buffer", None) is None:
-            return True
-        return frame_ready(transport)
 
     def _take(self, max_messages: int) -> list[IncomingMessage]:
         taken = [self._buffer.popleft() for _ in range(min(max_messages, len(self._buffer)))]
