@@ -47,9 +47,7 @@ export HOME=${HOME:-/root}
 
 if ! command -v rabbitmq-server >/dev/null 2>&1; then
   echo "ensure-rabbitmq: installing rabbitmq-server"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq rabbitmq-server >/dev/null
+  bash scripts/apt-install.sh rabbitmq-server
 fi
 
 echo "ensure-rabbitmq: certificates in $TLS_DIR"

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/ensure-rabbitmq.sh || [ "${CI:-}" != "true" ]  # off CI, go on: broker tests then skip
+bash scripts/ensure-redis.sh || [ "${CI:-}" != "true" ]
 
 echo "== ruff"
 ruff check .

@@ -11,6 +11,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from _redis_support import RedisInjector, is_redis
+from _redis_support import delete_queues as delete_redis_queues
+
 import dovecote
 from dovecote import _wire
 from dovecote.drivers.base import PendingReply
@@ -68,7 +71,9 @@ class Gate:
 
 
 def kind_of(transport: dovecote.Transport) -> str:
-    """``memory``, ``rabbit`` or ``amqp1``."""
+    """``memory``, ``rabbit``, ``amqp1`` or ``redis`` (``kombu+redis://``)."""
+    if is_redis(transport):
+        return "redis"
     return {"kombu": "rabbit", "amqps": "amqp1"}.get(transport.url.transport,
                                                      transport.url.transport)
 
@@ -84,7 +89,7 @@ def reply_queue_of(transport: dovecote.Transport) -> str:
     kind = kind_of(transport)
     if kind == "memory":
         return str(driver._reply_q)
-    if kind == "rabbit":
+    if kind in {"rabbit", "redis"}:
         return str(driver._reply_queue(None))
     driver._ensure_replies()
     return str(driver.reply_q)
@@ -119,7 +124,9 @@ class Injector(_Closing):
         self.transport = transport
         self._conn: Any = None
         self._senders: dict[str, Any] = {}
-        if self.kind == "rabbit":
+        if self.kind == "redis":
+            self._conn = RedisInjector()
+        elif self.kind == "rabbit":
             import kombu
 
             self._conn = kombu.Connection(f"amqp://guest:guest@{BROKER_HOST}//")
@@ -136,6 +143,8 @@ class Injector(_Closing):
         """Append ``body`` to ``queue``."""
         if self.kind == "memory":
             get_broker(memory_name(self.transport)).put(queue, body, headers)
+        elif self.kind == "redis":
+            self._conn.put(queue, body, headers)
         elif self.kind == "rabbit":
             self._producer.publish(
                 body, exchange="", routing_key=queue, content_type="application/json",
@@ -177,7 +186,9 @@ class QueueProbe(_Closing):
     def __init__(self, transport: dovecote.Transport, *, vhost: str = "/") -> None:
         self.transport = transport
         self._conn: Any = None
-        if kind_of(transport) != "memory":
+        if kind_of(transport) == "redis":
+            self._redis = RedisInjector()
+        elif kind_of(transport) != "memory":
             import amqp
 
             self._conn = amqp.Connection(host=BROKER_HOST, userid="guest", password="guest",
@@ -187,12 +198,16 @@ class QueueProbe(_Closing):
 
     def depth(self, queue: str) -> int:
         """Messages ready in ``queue``."""
+        if hasattr(self, "_redis"):
+            return self._redis.depth(queue)
         if self._conn is None:
             return get_broker(memory_name(self.transport)).queue_depth(queue)
         _, count, _ = self._channel.queue_declare(queue, passive=True)
         return int(count)
 
     def close(self) -> None:
+        if hasattr(self, "_redis"):
+            self._redis.close()
         if self._conn is not None:
             self._conn.close()
 
@@ -208,6 +223,9 @@ def delete_queues(transport: dovecote.Transport | str, *names: str, vhost: str =
     may be a transport or its URL."""
     url = transport if isinstance(transport, str) else str(transport.url)
     if url.startswith("memory"):
+        return
+    if is_redis(url):
+        delete_redis_queues(*names)
         return
     import amqp
 

@@ -1,13 +1,15 @@
 """Shared fixtures: one transport fixture runs the behaviour suite on every transport.
 
 Adding a transport is one line in ``TRANSPORTS``. Broker transports share one
-session-wide RabbitMQ that ``scripts/ensure-rabbitmq.sh`` starts when none answers;
+session-wide RabbitMQ that ``scripts/ensure-rabbitmq.sh`` starts when none answers,
+``kombu+redis://`` one session-wide Redis that ``scripts/ensure-redis.sh`` starts;
 with ``CI=true`` a broker that cannot be started fails the tests instead of
 skipping them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pathlib
@@ -15,7 +17,7 @@ import socket
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import settings
@@ -34,14 +36,17 @@ TLS_DIR = pathlib.Path(os.environ.get("DOVECOTE_TEST_TLS_DIR", "/etc/rabbitmq/do
 CA_FILE = TLS_DIR / "ca.pem"
 RABBIT_TLS_URL = f"rabbit://guest:guest@127.0.0.1:5671/?ssl=true&ssl_ca_file={CA_FILE}"
 AMQP1_TLS_URL = f"amqps://guest:guest@127.0.0.1:5671/?ssl_ca_file={CA_FILE}"
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_URL = os.environ.get("DOVECOTE_TEST_REDIS_URL", f"kombu+redis://{REDIS_HOST}:{REDIS_PORT}/0")
 
-# name -> (URL factory, needs the broker)
-TRANSPORTS: dict[str, tuple[str, bool]] = {
-    "memory": ("memory://{unique}", False),
-    "rabbit": (RABBIT_URL, True),
-    "amqp1": (AMQP1_URL, True),
-    "rabbit-tls": (RABBIT_TLS_URL, True),
-    "amqp1-tls": (AMQP1_TLS_URL, True),
+# name -> (URL template, the session fixture that starts its broker, or None)
+TRANSPORTS: dict[str, tuple[str, str | None]] = {
+    "memory": ("memory://{unique}", None),
+    "rabbit": (RABBIT_URL, "rabbitmq"),
+    "amqp1": (AMQP1_URL, "rabbitmq"),
+    "rabbit-tls": (RABBIT_TLS_URL, "rabbitmq"),
+    "amqp1-tls": (AMQP1_TLS_URL, "rabbitmq"),
+    "redis": (REDIS_URL, "redis"),
 }
 
 
@@ -56,20 +61,46 @@ def _broker_answers() -> bool:
     return True
 
 
+def _redis_answers() -> bool:
+    """Whether the test Redis answers ``PING`` with ``PONG`` (a bare socket
+    exchange: the tests need no client library to find out)."""
+    try:
+        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _ensure(script: str, answers: Callable[[], bool], what: str) -> None:
+    """Run ``scripts/<script>`` when ``answers()`` is false; if the service still
+    does not answer, fail the test with ``CI=true``, else skip it."""
+    if answers():
+        return
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / script)],
+        capture_output=True, text=True, check=False, timeout=900,
+    )
+    if result.returncode != 0 or not answers():
+        why = f"{what} could not be started:\n{result.stdout}\n{result.stderr}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
 @pytest.fixture(scope="session")
 def rabbitmq() -> str:
     """The session-wide RabbitMQ: started (and installed) when none answers."""
-    if not _broker_answers():
-        result = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "ensure-rabbitmq.sh")],
-            capture_output=True, text=True, check=False, timeout=900,
-        )
-        if result.returncode != 0 or not _broker_answers():
-            why = f"RabbitMQ could not be started:\n{result.stdout}\n{result.stderr}"
-            if os.environ.get("CI") == "true":
-                pytest.fail(why)
-            pytest.skip(why)
+    _ensure("ensure-rabbitmq.sh", _broker_answers, "RabbitMQ")
     return RABBIT_URL
+
+
+@pytest.fixture(scope="session")
+def redis() -> str:
+    """The session-wide Redis for ``kombu+redis://``: started (and installed)
+    when none answers on 127.0.0.1:6379."""
+    _ensure("ensure-redis.sh", _redis_answers, "Redis")
+    return REDIS_URL
 
 
 @pytest.fixture
@@ -81,9 +112,9 @@ def unique() -> str:
 @pytest.fixture(params=list(TRANSPORTS))
 def transport_url(request: pytest.FixtureRequest, unique: str) -> str:
     """The URL of each transport in turn."""
-    template, needs_broker = TRANSPORTS[request.param]
-    if needs_broker:
-        request.getfixturevalue("rabbitmq")
+    template, broker = TRANSPORTS[request.param]
+    if broker is not None:
+        request.getfixturevalue(broker)
     return template.format(unique=unique)
 
 
@@ -162,3 +193,101 @@ def broker_back() -> None:
     """Start the broker's app (a no-op when it runs) and wait until it serves."""
     rabbitmqctl("start_app")
     rabbitmqctl("await_startup")
+
+
+#: The 3-node cluster of scripts/rabbitmq-cluster.sh: node name -> AMQP port.
+CLUSTER_NODES = {
+    "dovecote-c1@localhost": 5701,
+    "dovecote-c2@localhost": 5702,
+    "dovecote-c3@localhost": 5703,
+}
+CLUSTER_URL = "rabbit://" + ",".join(
+    f"guest:guest@127.0.0.1:{port}" for port in CLUSTER_NODES.values()) + "/"
+
+
+CLUSTER_DIR = pathlib.Path(os.environ.get("DOVECOTE_CLUSTER_DIR",
+                                          "/var/lib/rabbitmq/dovecote-cluster"))
+#: One file per test session using the cluster (named by its pid), and the mark a
+#: test session left when it started the cluster (a cluster started by hand is
+#: never stopped by the tests).
+CLUSTER_USERS = CLUSTER_DIR.with_name(CLUSTER_DIR.name + ".users")
+CLUSTER_STARTED_BY_TESTS = CLUSTER_USERS / "started-by-tests"
+
+
+def _cluster_script(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "rabbitmq-cluster.sh"), command],
+                          capture_output=True, text=True, check=False, timeout=300,
+                          env={**os.environ, "DOVECOTE_CLUSTER_LOCKED": "1"})
+
+
+@contextlib.contextmanager
+def _cluster_lock() -> Iterator[None]:
+    """The script's lock: test sessions running at once start and stop the
+    cluster one at a time."""
+    import fcntl
+
+    CLUSTER_DIR.parent.mkdir(parents=True, exist_ok=True)
+    with CLUSTER_DIR.with_name(CLUSTER_DIR.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _other_cluster_users() -> list[int]:
+    """Live test sessions other than this one using the cluster (stale files go)."""
+    users = []
+    for path in CLUSTER_USERS.glob("[0-9]*"):
+        pid = int(path.name)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+            continue
+        if pid != os.getpid():
+            users.append(pid)
+    return users
+
+
+@pytest.fixture(scope="session")
+def rabbit_cluster() -> Iterator[str]:
+    """The URL of the 3-node cluster (``CLUSTER_NODES``): started through
+    scripts/rabbitmq-cluster.sh when it does not answer, and stopped at the end
+    of the session if the tests started it and no other test session still
+    uses it. With ``CI=true`` a cluster that cannot be started fails the
+    tests; elsewhere they skip."""
+    me = CLUSTER_USERS / str(os.getpid())
+    with _cluster_lock():
+        CLUSTER_USERS.mkdir(parents=True, exist_ok=True)
+        me.touch()
+        if _cluster_script("status").returncode != 0:
+            CLUSTER_STARTED_BY_TESTS.touch()
+            result = _cluster_script("start")
+            if result.returncode != 0:
+                why = (f"the RabbitMQ cluster could not be started:\n{result.stdout}\n"
+                       f"{result.stderr}")
+                me.unlink(missing_ok=True)
+                if not _other_cluster_users():
+                    _cluster_script("stop")
+                if os.environ.get("CI") == "true":
+                    pytest.fail(why)
+                pytest.skip(why)
+    yield CLUSTER_URL
+    with _cluster_lock():
+        me.unlink(missing_ok=True)
+        if CLUSTER_STARTED_BY_TESTS.exists() and not _other_cluster_users():
+            _cluster_script("stop")
+            CLUSTER_STARTED_BY_TESTS.unlink(missing_ok=True)
+
+
+def cluster_node_back(node: str) -> None:
+    """Start ``node``'s app (a no-op when it runs) and wait until it serves."""
+    rabbitmqctl("-n", node, "start_app")
+    rabbitmqctl("-n", node, "await_startup", "--timeout", "60", timeout=90)
+
+
+@pytest.fixture
+def cluster_nodes_back(rabbit_cluster: str) -> Iterator[dict[str, int]]:
+    """``CLUSTER_NODES``; after the test every node's app runs again, so a node
+    one test stopped is never missing in the next."""
+    yield CLUSTER_NODES
+    for node in CLUSTER_NODES:
+        cluster_node_back(node)

@@ -22,6 +22,7 @@ import _rpc_support
 import pykka
 import pytest
 import structlog.testing
+from _redis_support import RedisInjector
 from _rpc_support import (
     BROKER_HOST,
     PATIENCE,
@@ -70,6 +71,10 @@ def take_raw(transport: dovecote.Transport, queue: str) -> list[str]:
     """Remove every body waiting in ``queue`` and return them as text."""
     if kind_of(transport) == "memory":
         bodies = [m.body for m in memory_broker(transport).drain(queue)]
+    elif kind_of(transport) == "redis":
+        injector = RedisInjector()
+        bodies = list(injector.take(queue))
+        injector.close()
     else:
         bodies = []
         with amqp_channel() as channel:

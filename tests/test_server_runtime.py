@@ -310,7 +310,7 @@ def flood_transport(transport_url: str) -> Iterator[dovecote.Transport]:
     server has not taken stays in the broker's queue where the test sees it
     (kombu's prefetch and Proton's link credit are the driver's own buffers)."""
     options: dict[str, Any] = {}
-    if transport_url.startswith("rabbit"):
+    if transport_url.startswith(("rabbit", "kombu+")):
         options["prefetch_count"] = 5
     elif transport_url.startswith(("amqp1", "amqps")):
         options["prefetch"] = 5
@@ -329,8 +329,8 @@ def quiet_logs() -> Iterator[None]:
     structlog.configure(**saved)
 
 
-FLOOD = {"memory": 100_000, "rabbit": 5_000, "amqp1": 1_500}
-DRIVER_BUFFER = {"memory": 0, "rabbit": 5, "amqp1": 5}
+FLOOD = {"memory": 100_000, "rabbit": 5_000, "amqp1": 1_500, "redis": 2_000}
+DRIVER_BUFFER = {"memory": 0, "rabbit": 5, "amqp1": 5, "redis": 5}
 
 
 @pytest.mark.usefixtures("quiet_logs")

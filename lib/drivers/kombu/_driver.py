@@ -24,21 +24,27 @@ from typing import TYPE_CHECKING, Any
 import amqp
 
 from ... import _wire
-from ..._errors import InvalidTarget, MessageDeliveryFailure, MessageUndeliverable
+from ..._errors import (
+    InvalidTarget,
+    InvalidTransportURL,
+    MessageDeliveryFailure,
+    MessageUndeliverable,
+)
 from ..._logging import get_logger
 from ..._url import mask_password
 from ..base import SERVER_RETRIES, Driver, Listener, PendingReply
 from ._confirms import ConfirmingChannel, ConfirmLost, Nacked, Returned
+from ._entities import Entities
 from ._listener import KombuListener, connection_errors
 from ._options import (
     AMQP_SCHEMES,
     OPTION_NAMES,
-    Entities,
     Exchange,
     KombuOptions,
     build_connection,
 )
 from ._pooled import publish_pooled
+from ._redis import expire_unread
 from ._reply import ReplyConsumer
 
 if TYPE_CHECKING:
@@ -74,6 +80,12 @@ class KombuDriver(Driver):
     def __init__(self, url: TransportURL, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         self.opts = KombuOptions.parse(url, self.options)
+        #: AMQP 0-9-1 (py-amqp): delivery tags are numbers a ``multiple`` ack covers.
+        self.is_amqp = url.scheme.removeprefix("kombu+") in AMQP_SCHEMES
+        if self.opts.rabbit_stream_fanout and not self.is_amqp:
+            raise InvalidTransportURL(
+                str(url), "rabbit_stream_fanout needs RabbitMQ (a stream queue); "
+                f"{url.scheme}:// has none: leave it unset")
         unknown = sorted(set(self.options) - OPTION_NAMES - _OTHER_OPTIONS)
         if unknown:
             log.warning("transport.unknown_options", transport=str(url), options=unknown,
@@ -84,8 +96,6 @@ class KombuDriver(Driver):
         # AMQP 0-9-1: one confirming channel every sending thread shares (see
         # ._confirms); other kombu transports publish through the pool.
         self._confirming: ConfirmingChannel | None = None
-        #: AMQP 0-9-1 (py-amqp): delivery tags are numbers a ``multiple`` ack covers.
-        self.is_amqp = url.scheme.removeprefix("kombu+") in AMQP_SCHEMES
         if self.is_amqp:
             template = self._template
             self._confirming = ConfirmingChannel(
@@ -127,7 +137,8 @@ class KombuDriver(Driver):
         if "PRECONDITION_FAILED" in detail:
             hint = (
                 "an exchange or queue of that name already exists with other arguments: make "
-                "amqp_durable_queues / rabbit_quorum_queue / rabbit_ha_queues match the "
+                "amqp_durable_queues / rabbit_quorum_queue / rabbit_transient_quorum_queue / "
+                "rabbit_stream_fanout / rabbit_ha_queues match the "
                 "services that declared it, or delete it"
             )
         elif "NOT_FOUND" in detail:
@@ -135,11 +146,16 @@ class KombuDriver(Driver):
         return MessageDeliveryFailure(self.scrub(f"{what} on {self.url}: {detail}; {hint}"))
 
     def on_connection_error(self, exc: BaseException, interval: float) -> None:
-        """kombu's errback while (re)connecting: log the retry."""
+        """kombu's errback while (re)connecting: log the retry, and add the
+        ``kombu_reconnect_splay`` share to kombu's own wait (cut short by
+        ``cleanup()``)."""
+        splay = self.opts.splayed(0.0)
         log.warning(
-            "connection.retrying", transport=str(self.url), retry_in=interval,
+            "connection.retrying", transport=str(self.url), retry_in=interval + splay,
             error=self.scrub(f"{type(exc).__name__}: {exc}"),
         )
+        if splay:
+            self._closing.wait(splay)
 
     def retry_policy(self, retry: int | None) -> dict[str, Any]:
         """kombu's retry arguments for a ``retry`` argument (``None``: the
@@ -203,8 +219,10 @@ class KombuDriver(Driver):
                                    and retries >= policy["max_retries"]):
                     raise self._publish_failure(name, routing_key, exc) from None
                 retries += 1
-                self.on_connection_error(exc, interval)
-                if self._closing.wait(interval):
+                wait = self.opts.splayed(interval)
+                log.warning("connection.retrying", transport=str(self.url), retry_in=wait,
+                            error=self.scrub(f"{type(exc).__name__}: {exc}"))
+                if self._closing.wait(wait):
                     raise self._publish_failure(name, routing_key, exc) from None
                 interval = min(interval + policy["interval_step"], policy["interval_max"])
             except Nacked as exc:
@@ -231,12 +249,25 @@ class KombuDriver(Driver):
         that does not exist (the caller is gone) is logged and dropped."""
         try:
             self.publish("", reply_q, data, mandatory=True, retry=self.server_retries)
+            if not self.is_amqp:
+                self._expire_unread(reply_q)
         except MessageUndeliverable:
             log.warning("reply.undeliverable", transport=str(self.url), reply_q=reply_q,
                         msg_id=msg_id, reason="the reply queue does not exist: caller gone")
         except MessageDeliveryFailure as exc:
             log.error("reply.failed", transport=str(self.url), reply_q=reply_q,
                       msg_id=msg_id, error=str(exc))
+
+    def _expire_unread(self, reply_q: str) -> None:
+        """Redis: a reply queue nobody reads (its caller is gone) expires after
+        ``rabbit_transient_queues_ttl``, as RabbitMQ's ``x-expires`` would do."""
+        conn = self.pool.acquire(block=True)
+        try:
+            expire_unread(conn.default_channel, reply_q, self.opts.rabbit_transient_queues_ttl)
+        except Exception as exc:  # noqa: BLE001 - best effort: the reply was sent
+            log.debug("reply.expire_failed", reply_q=reply_q, error=self.scrub(str(exc)))
+        finally:
+            conn.release()
 
     def _reply_queue(self, retry: int | None) -> str:
         with self._lock:
@@ -302,7 +333,7 @@ class KombuDriver(Driver):
         if target.server:
             server_queue = f"{topic}.{target.server}"
             queues.append(self.entities.topic_queue(server_queue, [(exchange, server_queue)]))
-        queues.append(self.entities.fanout_queue(topic, f"{topic}_fanout_{_wire.new_id()}"))
+        queues.append(self.entities.fanout_queue(topic))
         return self._track(KombuListener(self, queues, notifications=False, name=str(target)))
 
     def listen_for_notifications(

@@ -19,21 +19,17 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import kombu.exceptions
-import kombu.transport.pyamqp
+import amqp.exceptions
 
 from ..._logging import get_logger
 from .._buffered import drain, more_ready
-from .._decoding import (
-    ERROR_HEADER,
-    REDELIVERIES_HEADER,
-    ROUTING_KEY_HEADER,
-    first_routing_key,
-    unpack,
-)
+from .._decoding import ERROR_HEADER, REDELIVERIES_HEADER, ROUTING_KEY_HEADER, unpack
 from .._tls import TLSRefused
 from ..base import IncomingMessage, Listener
+from ._entities import StreamOffsets
+from ._incoming import KombuIncomingMessage, connection_errors, undecompressed
 from ._options import Consumer
+from ._redis import subscribe_now
 
 if TYPE_CHECKING:
     from ._driver import KombuDriver
@@ -44,111 +40,12 @@ __all__ = [
     "ROUTING_KEY_HEADER",
     "KombuIncomingMessage",
     "KombuListener",
+    "connection_errors",
+    "undecompressed",
 ]
 
 
 log = get_logger("dovecote.kombu")
-
-
-class _Undecompressed(kombu.transport.pyamqp.Message):
-    """kombu's AMQP message without kombu's decompression: kombu inflates a body
-    whose ``compression`` header names a codec before anything can check its
-    size, so a small body could inflate to gigabytes. Neither dovecote nor
-    oslo.messaging compresses: such a body is taken as it came (and, being no
-    JSON, parked or refused), its headers intact."""
-
-    def __init__(self, msg: Any, channel: Any = None, **kwargs: Any) -> None:
-        headers = msg.properties.get("application_headers")
-        compression = headers.pop("compression", None) if isinstance(headers, dict) else None
-        super().__init__(msg, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
-        if compression is not None:
-            self.headers["compression"] = compression
-
-
-def undecompressed(channel: Any) -> Any:
-    """``channel``, made to hand over bodies as they came (see :class:`_Undecompressed`)."""
-    if isinstance(channel, kombu.transport.pyamqp.Channel):
-        channel.Message = _Undecompressed
-    return channel
-
-
-def connection_errors(conn: Any) -> tuple[type[BaseException], ...]:
-    """Every error that means "this connection or channel is gone"."""
-    return (
-        kombu.exceptions.KombuError, *conn.connection_errors, *conn.channel_errors,
-    )
-
-
-class KombuIncomingMessage(IncomingMessage):
-    """A request or notification taken from a RabbitMQ (or other kombu) queue."""
-
-    __slots__ = ("_generation", "_listener", "_queue", "_raw", "_settled")
-
-    def __init__(
-        self, listener: KombuListener, queue_name: str, raw: Any, generation: int,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self._listener = listener
-        self._queue = queue_name
-        self._raw = raw
-        self._generation = generation
-        self._settled = False
-
-    def publish_reply(self, reply_q: str, data: str) -> None:
-        self._listener.driver.send_reply(reply_q, data, msg_id=self.msg_id)
-
-    def acknowledge(self) -> None:
-        if self._settled:
-            return
-        self._settled = True
-        if self._listener.notifications:
-            self._listener.settle(self._raw, self._generation)
-
-    def _republish(self, queue_name: str, headers: dict[str, Any], **kwargs: Any) -> None:
-        """Publish the body again as it came: bytes, so no property a peer set
-        (an unknown ``content_encoding``) can make kombu refuse it."""
-        raw = self._raw
-        body, encoding = raw.body, raw.content_encoding or "utf-8"
-        if isinstance(body, str):  # py-amqp decoded it with the message's own encoding
-            try:
-                body = body.encode(encoding)
-            except (LookupError, UnicodeError):
-                body, encoding = body.encode("utf-8", "surrogatepass"), "utf-8"
-        driver = self._listener.driver
-        driver.publish(
-            "", queue_name, bytes(body), headers=headers,
-            content_type=raw.content_type or "application/json",
-            content_encoding=encoding, retry=driver.server_retries, **kwargs,
-        )
-
-    def _headers(self) -> dict[str, Any]:
-        headers = dict(self._raw.headers or {})
-        headers[ROUTING_KEY_HEADER] = first_routing_key(
-            headers, self._raw.delivery_info.get("routing_key")) or ""
-        return headers
-
-    def requeue(self) -> None:
-        """Publish the same body again to the same queue with the redelivery count
-        raised by one, then acknowledge this copy (so the count survives)."""
-        if self._settled:
-            return
-        headers = self._headers()
-        headers[REDELIVERIES_HEADER] = self.redeliveries + 1
-        self._republish(self._queue, headers)
-        self.acknowledge()
-
-    def dead_letter(self, reason: str) -> str:
-        """Publish the body to ``<routing key>.dead`` with ``x-dovecote-error``,
-        then acknowledge this copy; return the dead-letter queue's name."""
-        headers = self._headers()
-        name = f"{headers[ROUTING_KEY_HEADER] or self._queue}.dead"
-        headers[ERROR_HEADER] = reason
-        if not self._settled:
-            entities = self._listener.driver.entities
-            self._republish(name, headers, declare=[entities.dead_letter_queue(name)])
-            self.acknowledge()
-        return name
 
 
 class KombuListener(Listener):
@@ -175,6 +72,8 @@ class KombuListener(Listener):
         self._settlements: queue.SimpleQueue[tuple[Any, int]] = queue.SimpleQueue()
         #: Notifications: delivery tags on the current channel not acknowledged yet.
         self._unacked: set[int] = set()
+        #: ``rabbit_stream_fanout``: where each stream resumes after a reconnection.
+        self._offsets = StreamOffsets(self.queues)
         self._interval = opts.rabbit_retry_interval
         self._next_attempt = 0.0
         with self._lock:
@@ -199,10 +98,13 @@ class KombuListener(Listener):
         for declared in self.queues:
             declared(channel).declare()
         for declared in self.queues:
+            declared.consumer_arguments = self._offsets.consumer_arguments(declared.name)
             Consumer(
                 channel, queues=[declared], no_ack=False, auto_declare=False,
                 on_message=functools.partial(self._on_message, declared.name, generation),
             ).consume()
+        if not self.driver.is_amqp:  # kombu's Redis: a fanout reaches only subscribers
+            subscribe_now(channel, self.driver.opts.connect_timeout)
         self._generation = generation
         self._connected = True
 
@@ -217,8 +119,10 @@ class KombuListener(Listener):
         self._connected = False
         self._buffer.clear()
         self._unacked.clear()
-        self._next_attempt = 0.0
+        self._next_attempt = time.monotonic() + self.driver.opts.splayed(0.0)
         self._interval = self.driver.opts.rabbit_retry_interval
+        if isinstance(exc, amqp.exceptions.ConsumerCancelled):
+            self._offsets.reset()  # a deleted stream: its offsets start over
         log.warning(
             "listener.connection_lost", transport=str(self.driver.url), listener=self.name,
             error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
@@ -248,7 +152,7 @@ class KombuListener(Listener):
                 listener=self.name, retry_in=self._interval,
                 error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
             )
-            self._next_attempt = time.monotonic() + self._interval
+            self._next_attempt = time.monotonic() + opts.splayed(self._interval)
             self._interval = min(self._interval + opts.rabbit_retry_backoff,
                                  opts.rabbit_interval_max)
             try:
@@ -365,6 +269,9 @@ class KombuListener(Listener):
 
     def _take(self, max_messages: int) -> list[IncomingMessage]:
         taken = [self._buffer.popleft() for _ in range(min(max_messages, len(self._buffer)))]
+        if self._offsets:  # a stream resumes after what was taken, not merely buffered
+            for queue_name, raw, _generation in taken:
+                self._offsets.seen(queue_name, raw.headers)
         if taken and not self.notifications and not self.driver.is_amqp:
             out: list[IncomingMessage] = []  # no ``multiple`` ack there: one by one
             for queue_name, raw, generation in taken:
@@ -395,6 +302,20 @@ class KombuListener(Listener):
                         reason=decoded.error)
         return KombuIncomingMessage(self, queue_name, raw, generation, **decoded._asdict())
 
+    def _delete_temporary(self) -> None:
+        """Delete this listener's own fanout queue when nothing else would (a
+        quorum one: it cannot be auto-delete), as oslo.messaging does on close."""
+        temporary = [queue for queue in self.queues if self.driver.entities.temporary(queue)]
+        if not temporary or not self._connected:
+            return
+        try:
+            channel = self._conn.default_channel
+            for declared in temporary:
+                channel.queue_delete(declared.name)
+        except self._errors as exc:
+            log.debug("listener.delete_failed", listener=self.name,
+                      error=self.driver.scrub(str(exc)))
+
     def stop(self) -> None:
         self._stopped.set()
 
@@ -411,6 +332,7 @@ class KombuListener(Listener):
                             error=self.driver.scrub(str(exc)))
             self._closed = True
             self._buffer.clear()
+            self._delete_temporary()
             try:
                 self._conn.release()
             except Exception:  # noqa: BLE001 - closing a broken connection

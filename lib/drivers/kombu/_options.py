@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
+import socket
 import ssl
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -25,6 +28,7 @@ from kombu.transport import pyamqp as _pyamqp
 from ..._errors import InvalidTransportURL
 from .._options import as_bool, as_number
 from .._tls import TLS_OPTION_NAMES, TLS_PORT, TLSConnection, TLSOptions
+from ._redis import REDIS_SCHEMES, redis_transport
 
 if TYPE_CHECKING:
     from ..._url import TransportURL
@@ -34,11 +38,11 @@ __all__ = [
     "OPTION_NAMES",
     "Connection",
     "Consumer",
-    "Entities",
     "Exchange",
     "KombuOptions",
     "Producer",
     "Queue",
+    "binding",
     "build_connection",
     "maybe_declare",
 ]
@@ -53,8 +57,6 @@ binding: Any = _kombu_entity.binding
 maybe_declare: Any = _kombu_common.maybe_declare
 
 AMQP_SCHEMES = frozenset({"rabbit", "amqp", "pyamqp"})
-#: Exchanges kept by name (topics and fanouts a process sends to are few).
-_EXCHANGE_CACHE_SIZE = 1024
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -71,11 +73,18 @@ class KombuOptions:
     rabbit_quorum_delivery_limit: int = 0
     rabbit_quorum_max_memory_length: int = 0
     rabbit_quorum_max_memory_bytes: int = 0
+    rabbit_transient_quorum_queue: bool = False
+    rabbit_stream_fanout: bool = False
     rabbit_transient_queues_ttl: int = 1800
+    use_queue_manager: bool = False
+    hostname: str = dataclasses.field(default_factory=socket.gethostname)
+    processname: str = dataclasses.field(
+        default_factory=lambda: os.path.basename(sys.argv[0]) or "python")  # noqa: PTH119
     prefetch_count: int = 100
     rabbit_retry_interval: float = 1.0
     rabbit_retry_backoff: float = 2.0
     rabbit_interval_max: float = 30.0
+    kombu_reconnect_splay: float = 0.0
     max_retries: int | None = None
     listen_retries: int = 3
     kombu_failover_strategy: str = "round-robin"
@@ -131,12 +140,31 @@ class KombuOptions:
                                       "a client certificate: set ssl=true and ssl_cert_file")
         parsed["rabbit_login_method"] = method
         opts = cls(**parsed)
-        if opts.rabbit_quorum_queue and opts.rabbit_ha_queues:
-            raise InvalidTransportURL(
-                str(url), "rabbit_quorum_queue and rabbit_ha_queues are both set: a queue is "
-                "either quorum or mirrored, choose one",
-            )
+        opts._check(url)
         return opts
+
+    def _check(self, url: TransportURL) -> None:
+        """Refuse combinations oslo.messaging refuses, saying what to change."""
+        if (self.rabbit_quorum_queue or self.rabbit_transient_quorum_queue) \
+                and self.rabbit_ha_queues:
+            raise InvalidTransportURL(
+                str(url), "rabbit_quorum_queue (or rabbit_transient_quorum_queue) and "
+                "rabbit_ha_queues are both set: a queue is either quorum or mirrored, choose one",
+            )
+        if self.rabbit_stream_fanout and not self.rabbit_transient_quorum_queue:
+            raise InvalidTransportURL(
+                str(url), "rabbit_stream_fanout needs rabbit_transient_quorum_queue=true "
+                "(as in oslo.messaging): set both",
+            )
+        if self.rabbit_stream_fanout and self.prefetch_count <= 0:
+            raise InvalidTransportURL(
+                str(url), "rabbit_stream_fanout needs prefetch_count (rabbit_qos_prefetch_count) "
+                "above 0: a stream consumer needs a prefetch limit",
+            )
+        if self.use_queue_manager and not (self.hostname and self.processname):
+            raise InvalidTransportURL(
+                str(url), "use_queue_manager needs a non-empty hostname and processname",
+            )
 
     @staticmethod
     def _optional_text() -> set[str]:
@@ -164,6 +192,13 @@ class KombuOptions:
         """Topic exchanges and queues are durable with either option (quorum
         queues are always durable), as in oslo.messaging."""
         return self.amqp_durable_queues or self.rabbit_quorum_queue
+
+    def splayed(self, interval: float) -> float:
+        """``interval`` plus a random share of ``kombu_reconnect_splay``: clients
+        that lost the same broker do not all come back at the same instant."""
+        if self.kombu_reconnect_splay <= 0:
+            return interval
+        return interval + random.uniform(0, self.kombu_reconnect_splay)
 
     def retry_policy(self, retries: int | None) -> dict[str, Any]:
         """kombu ``ensure``/``ensure_connection`` arguments for ``retries``
@@ -250,6 +285,11 @@ def build_connection(url: TransportURL, opts: KombuOptions, *, purpose: str) -> 
         extra = {"ssl": {"ssl_cert_reqs": ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE,
                          "ssl_ca_certs": tls.ca_file, "ssl_certfile": tls.cert_file,
                          "ssl_keyfile": tls.key_file, "ssl_check_hostname": tls.verify}}
+    if url.scheme.removeprefix("kombu+") in REDIS_SCHEMES:
+        try:
+            extra["transport"] = redis_transport()  # drops list items that are no kombu message
+        except ImportError as exc:
+            raise InvalidTransportURL(str(url), str(exc)) from None
     return Connection(
         ";".join(urls),
         heartbeat=opts.heartbeat_timeout_threshold if purpose != "publish" else 0,
@@ -258,93 +298,3 @@ def build_connection(url: TransportURL, opts: KombuOptions, *, purpose: str) -> 
         transport_options=transport_options,
         **extra,
     )
-
-
-class Entities:
-    """The exchanges and queues of oslo.messaging's wire format, declared with
-    oslo.messaging's arguments."""
-
-    def __init__(self, opts: KombuOptions) -> None:
-        self.opts = opts
-        self._exchanges: dict[tuple[str, str], Any] = {}
-
-    def _exchange(self, kind: str, name: str, *, durable: bool, auto_delete: bool) -> Any:
-        """An exchange, built once per name: every ``send`` names one, and
-        kombu only reads it (binding it to a channel makes a copy)."""
-        exchange = self._exchanges.get((kind, name))
-        if exchange is None:
-            if len(self._exchanges) >= _EXCHANGE_CACHE_SIZE:
-                self._exchanges.clear()
-            exchange = Exchange(name, type=kind, durable=durable, auto_delete=auto_delete)
-            self._exchanges[kind, name] = exchange
-        return exchange
-
-    def _queue_arguments(self, *, ttl: int, quorum: bool) -> dict[str, Any]:
-        args: dict[str, Any] = {}
-        if self.opts.rabbit_ha_queues:
-            args["x-ha-policy"] = "all"
-        if quorum:
-            args["x-queue-type"] = "quorum"
-            if self.opts.rabbit_quorum_delivery_limit:
-                args["x-delivery-limit"] = self.opts.rabbit_quorum_delivery_limit
-            if self.opts.rabbit_quorum_max_memory_length:
-                args["x-max-in-memory-length"] = self.opts.rabbit_quorum_max_memory_length
-            if self.opts.rabbit_quorum_max_memory_bytes:
-                args["x-max-in-memory-bytes"] = self.opts.rabbit_quorum_max_memory_bytes
-        if ttl > 0:
-            args["x-expires"] = ttl * 1000
-        return args
-
-    def topic_exchange(self, name: str) -> Any:
-        """The topic exchange RPC and notifications are published on."""
-        return self._exchange("topic", name, durable=self.opts.durable,
-                              auto_delete=self.opts.amqp_auto_delete)
-
-    def fanout_exchange(self, topic: str) -> Any:
-        """``<topic>_fanout``: transient, deleted with its last queue."""
-        return self._exchange("fanout", f"{topic}_fanout", durable=False, auto_delete=True)
-
-    def topic_queue(self, name: str, bindings: list[tuple[str, str]]) -> Any:
-        """A shared queue bound to ``(exchange, routing_key)`` pairs on topic
-        exchanges: ``<topic>``, ``<topic>.<server>``, or a notification queue
-        (``<topic>.<priority>`` or a pool bound to several of them)."""
-        exchanges = {name_: self.topic_exchange(name_) for name_, _ in bindings}
-        options: dict[str, Any] = {
-            "durable": self.opts.durable, "auto_delete": self.opts.amqp_auto_delete,
-            "queue_arguments": self._queue_arguments(ttl=0, quorum=self.opts.rabbit_quorum_queue),
-        }
-        if len(bindings) == 1:
-            exchange, key = bindings[0]
-            return Queue(name, exchange=exchanges[exchange], routing_key=key, **options)
-        # kombu drops a queue's own exchange once it has a list of bindings
-        pairs = [binding(exchanges[exchange], routing_key=key) for exchange, key in bindings]
-        return Queue(name, bindings=pairs, **options)
-
-    def fanout_queue(self, topic: str, name: str) -> Any:
-        """One listener's queue on ``<topic>_fanout``: auto-delete, and expiring
-        after ``rabbit_transient_queues_ttl`` should a crash leave it behind."""
-        return Queue(
-            name, exchange=self.fanout_exchange(topic), routing_key=topic,
-            durable=False, auto_delete=True,
-            queue_arguments=self._queue_arguments(
-                ttl=self.opts.rabbit_transient_queues_ttl, quorum=False
-            ),
-        )
-
-    def reply_queue(self, name: str) -> Any:
-        """A driver's ``reply_<id>`` queue on the default exchange, as oslo
-        declares it: transient, not auto-delete, expiring when unused."""
-        return Queue(
-            name, exchange=Exchange(""), routing_key=name, durable=False,
-            auto_delete=False,
-            queue_arguments=self._queue_arguments(
-                ttl=self.opts.rabbit_transient_queues_ttl, quorum=False
-            ),
-        )
-
-    def dead_letter_queue(self, name: str) -> Any:
-        """``<topic>.<priority>.dead``: durable, kept until someone reads it."""
-        return Queue(
-            name, exchange=Exchange(""), routing_key=name, durable=True,
-            auto_delete=False,
-        )

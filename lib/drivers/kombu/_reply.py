@@ -34,7 +34,7 @@ class ReplyConsumer:
 
     def __init__(self, driver: KombuDriver, *, retry: int | None) -> None:
         self.driver = driver
-        self.name = f"reply_{driver.new_id()}"
+        self.name = driver.entities.reply_queue_name()
         self._queue = driver.entities.reply_queue(self.name)
         self._conn = driver.new_connection("reply")
         self._errors = connection_errors(self._conn)
@@ -106,7 +106,7 @@ class ReplyConsumer:
             )
             self._collect()
             self._conn.maybe_switch_next()
-            self._stop.wait(self._interval)
+            self._stop.wait(opts.splayed(self._interval))
             self._interval = min(self._interval + opts.rabbit_retry_backoff,
                                  opts.rabbit_interval_max)
             return False
@@ -116,11 +116,14 @@ class ReplyConsumer:
 
     def stop(self) -> None:
         """Stop the thread (within one drain timeout, or one connect attempt),
-        delete the reply queue while still connected, and close the connection.
-        A queue left behind by a crash expires after ``rabbit_transient_queues_ttl``."""
+        delete the reply queue while still connected (not a ``use_queue_manager``
+        one: the next run reuses it), and close the connection. A queue left
+        behind by a crash expires after ``rabbit_transient_queues_ttl``."""
         self._stop.set()
-        self._thread.join(timeout=self.driver.opts.connect_timeout + 2 * _DRAIN_TIMEOUT + 1)
-        if self._channel is not None and not self._thread.is_alive():
+        opts = self.driver.opts
+        self._thread.join(timeout=opts.connect_timeout + 2 * _DRAIN_TIMEOUT + 1)
+        if self._channel is not None and not self._thread.is_alive() \
+                and not opts.use_queue_manager:
             try:
                 self._channel.queue_delete(self.name)
             except self._errors as exc:

@@ -1,0 +1,130 @@
+"""A message the kombu driver took from a queue, and how it is settled: replies
+and republished copies (requeue, dead letters) go out through the driver's
+publisher; acknowledgements go to the listener, whose thread owns the
+connection (see :mod:`._listener`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import kombu.exceptions
+import kombu.transport.pyamqp
+
+from .._decoding import ERROR_HEADER, REDELIVERIES_HEADER, ROUTING_KEY_HEADER, first_routing_key
+from ..base import IncomingMessage
+
+if TYPE_CHECKING:
+    from ._listener import KombuListener
+
+__all__ = ["KombuIncomingMessage", "connection_errors", "undecompressed"]
+
+
+class _Undecompressed(kombu.transport.pyamqp.Message):
+    """kombu's AMQP message without kombu's decompression: kombu inflates a body
+    whose ``compression`` header names a codec before anything can check its
+    size, so a small body could inflate to gigabytes. Neither dovecote nor
+    oslo.messaging compresses: such a body is taken as it came (and, being no
+    JSON, parked or refused), its headers intact."""
+
+    def __init__(self, msg: Any, channel: Any = None, **kwargs: Any) -> None:
+        headers = msg.properties.get("application_headers")
+        compression = headers.pop("compression", None) if isinstance(headers, dict) else None
+        super().__init__(msg, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
+        if compression is not None:
+            self.headers["compression"] = compression
+
+
+def undecompressed(channel: Any) -> Any:
+    """``channel``, made to hand over bodies as they came (see :class:`_Undecompressed`)."""
+    if isinstance(channel, kombu.transport.pyamqp.Channel):
+        channel.Message = _Undecompressed
+    return channel
+
+
+def connection_errors(conn: Any) -> tuple[type[BaseException], ...]:
+    """Every error that means "this connection or channel is gone"."""
+    return (
+        kombu.exceptions.KombuError, *conn.connection_errors, *conn.channel_errors,
+    )
+
+
+def _text(value: Any) -> str:
+    """``value`` if it is text, else ``""`` (a property a peer set to anything)."""
+    return value if isinstance(value, str) else ""
+
+
+class KombuIncomingMessage(IncomingMessage):
+    """A request or notification taken from a RabbitMQ (or other kombu) queue."""
+
+    __slots__ = ("_generation", "_listener", "_queue", "_raw", "_settled")
+
+    def __init__(
+        self, listener: KombuListener, queue_name: str, raw: Any, generation: int,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._listener = listener
+        self._queue = queue_name
+        self._raw = raw
+        self._generation = generation
+        self._settled = False
+
+    def publish_reply(self, reply_q: str, data: str) -> None:
+        self._listener.driver.send_reply(reply_q, data, msg_id=self.msg_id)
+
+    def acknowledge(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        if self._listener.notifications:
+            self._listener.settle(self._raw, self._generation)
+
+    def _republish(self, queue_name: str, headers: dict[str, Any], **kwargs: Any) -> None:
+        """Publish the body again as it came: bytes, so no property a peer set
+        (an unknown ``content_encoding``) can make kombu refuse it."""
+        raw = self._raw
+        # kombu's Redis hands over whatever a peer's JSON envelope held: no body,
+        # or properties that are not text.
+        body: Any = raw.body if raw.body is not None else b""
+        encoding = _text(raw.content_encoding) or "utf-8"
+        if isinstance(body, str):  # py-amqp decoded it with the message's own encoding
+            try:
+                body = body.encode(encoding)
+            except (LookupError, UnicodeError):
+                body, encoding = body.encode("utf-8", "surrogatepass"), "utf-8"
+        driver = self._listener.driver
+        driver.publish(
+            "", queue_name, bytes(body), headers=headers,
+            content_type=_text(raw.content_type) or "application/json",
+            content_encoding=encoding, retry=driver.server_retries, **kwargs,
+        )
+
+    def _headers(self) -> dict[str, Any]:
+        raw_headers, info = self._raw.headers, self._raw.delivery_info
+        headers = dict(raw_headers) if isinstance(raw_headers, dict) else {}
+        headers[ROUTING_KEY_HEADER] = first_routing_key(
+            headers, info.get("routing_key") if isinstance(info, dict) else None) or ""
+        return headers
+
+    def requeue(self) -> None:
+        """Publish the same body again to the same queue with the redelivery count
+        raised by one, then acknowledge this copy (so the count survives)."""
+        if self._settled:
+            return
+        headers = self._headers()
+        headers[REDELIVERIES_HEADER] = self.redeliveries + 1
+        self._republish(self._queue, headers)
+        self.acknowledge()
+
+    def dead_letter(self, reason: str) -> str:
+        """Publish the body to ``<routing key>.dead`` with ``x-dovecote-error``,
+        then acknowledge this copy; return the dead-letter queue's name."""
+        headers = self._headers()
+        name = f"{headers[ROUTING_KEY_HEADER] or self._queue}.dead"
+        headers[ERROR_HEADER] = reason
+        if not self._settled:
+            entities = self._listener.driver.entities
+            self._republish(name, headers, declare=[entities.dead_letter_queue(name)])
+            self.acknowledge()
+        return name
