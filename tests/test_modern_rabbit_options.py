@@ -249,6 +249,40 @@ def test_stream_fanout_resumes_after_the_last_offset_seen_when_reconnected(
 
 
 @pytest.mark.broker
+def test_stream_fanout_a_batch_whose_ack_failed_is_read_again(
+    stream_transport: dovecote.Transport, topic: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Casts taken from the stream whose acknowledgement failed (the connection
+    went at that moment) are not handed over; the listener must read them again
+    after it reconnects, not resume past them. (The failed write is injected:
+    a broker cannot be made to drop a connection between a take and its ack.)"""
+    import threading
+
+    import amqp
+
+    armed = threading.Event()
+    basic_ack = amqp.Channel.basic_ack
+
+    def failing_ack(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if armed.is_set():
+            armed.clear()
+            raise ConnectionResetError("injected: the connection went during the ack")
+        return basic_ack(self, *args, **kwargs)
+
+    monkeypatch.setattr(amqp.Channel, "basic_ack", failing_ack)
+    api = Api()
+    fan = dovecote.get_rpc_client(stream_transport, Target(topic=topic, fanout=True))
+    with serve(stream_transport, Target(topic=topic, server="s1"), [api]):
+        for i in range(5):
+            fan.cast({}, "record", value=i)
+        api.seen.wait_for(5)
+        armed.set()
+        fan.cast({}, "record", value=5)
+        assert sorted(api.seen.wait_for(6)) == list(range(6))
+        assert not armed.is_set(), "the failure was never injected"
+
+
+@pytest.mark.broker
 def test_stream_fanout_deleted_stream_is_declared_again_and_read_from_its_end(
     stream_transport: dovecote.Transport, topic: str,
 ) -> None:

@@ -269,9 +269,6 @@ class KombuListener(Listener):
 
     def _take(self, max_messages: int) -> list[IncomingMessage]:
         taken = [self._buffer.popleft() for _ in range(min(max_messages, len(self._buffer)))]
-        if self._offsets:  # a stream resumes after what was taken, not merely buffered
-            for queue_name, raw, _generation in taken:
-                self._offsets.seen(queue_name, raw.headers)
         if taken and not self.notifications and not self.driver.is_amqp:
             out: list[IncomingMessage] = []  # no ``multiple`` ack there: one by one
             for queue_name, raw, generation in taken:
@@ -292,6 +289,11 @@ class KombuListener(Listener):
             except self._errors as exc:
                 self._lost(exc)  # none acknowledged: the broker redelivers them all
                 return []
+        if self._offsets:
+            # A stream resumes after what was handed over: not after what was only
+            # buffered, nor after a batch whose acknowledgement failed (dropped above).
+            for queue_name, raw, _generation in taken:
+                self._offsets.seen(queue_name, raw.headers)
         return [self._decode(queue_name, raw, generation)
                 for queue_name, raw, generation in taken]
 
