@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import structlog
+import test_cluster_failover as failover
 from conftest import CLUSTER_NODES, cluster_node_back
 from test_cluster_failover import connected_nodes, ctl, leader_of
 
@@ -30,11 +31,10 @@ from dovecote import Target
 pytestmark = [pytest.mark.cluster, pytest.mark.broker, pytest.mark.timeout(120),
               pytest.mark.usefixtures("cluster_nodes_back")]
 
-OPTIONS = ("rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true&rabbit_stream_fanout=true"
-           "&rabbit_retry_interval=0.1&rabbit_retry_backoff=0.2&rabbit_interval_max=1"
-           "&connect_timeout=2&heartbeat_timeout_threshold=10")
+#: The quorum failover tests' options, with fanout through a stream.
+OPTIONS = f"{failover.OPTIONS}&rabbit_stream_fanout=true"
 #: Every listener handles casts again within this many seconds of a stop.
-RECOVERY_BOUND = 20.0
+RECOVERY_BOUND = failover.CALL_RECOVERY_BOUND
 SERVERS = ("s1", "s2")
 
 
@@ -155,33 +155,31 @@ def test_stream_fanout_survives_the_listeners_node_and_the_stream_leader(
         server.start()
     sender = Sender(cluster_transport, topic)
     figures: list[str] = []
-    capture = structlog.testing.capture_logs()
-    logs = capture.__enter__()
-    try:
-        sender.thread.start()
-        started = time.monotonic()
-        assert _recovered(sender, endpoints, started) < RECOVERY_BOUND  # all consuming
-        ask = next(iter(CLUSTER_NODES))
-        for fault in ("the listeners' node", "the stream's leader"):
-            nodes = connected_nodes(cluster_transport)
-            node = sorted(nodes)[0] if fault == "the listeners' node" else \
-                leader_of(stream, ask)
-            ask = next(n for n in CLUSTER_NODES if n != node)
-            ctl("-n", node, "stop_app")
-            stopped = time.monotonic()  # the node no longer serves
-            recovery = _recovered(sender, endpoints, stopped)
-            figures.append(f"stopped {fault} ({node}): recovered in {recovery:.2f} s")
-            cluster_node_back(node)
-    finally:
-        sender.stop.set()
-        sender.thread.join(30)
-        last = sender.confirmed[-1] if sender.confirmed else -1
-        for endpoint in endpoints:  # every confirmed cast reaches every listener
-            endpoint.has(last, 15)
-        for server in servers:
-            server.stop()
-            server.wait(10)
-        capture.__exit__(None, None, None)
+    with structlog.testing.capture_logs() as logs:
+        try:
+            sender.thread.start()
+            started = time.monotonic()
+            assert _recovered(sender, endpoints, started) < RECOVERY_BOUND  # all consuming
+            ask = next(iter(CLUSTER_NODES))
+            for fault in ("the listeners' node", "the stream's leader"):
+                nodes = connected_nodes(cluster_transport)
+                node = sorted(nodes)[0] if fault == "the listeners' node" else \
+                    leader_of(stream, ask)
+                ask = next(n for n in CLUSTER_NODES if n != node)
+                ctl("-n", node, "stop_app")
+                stopped = time.monotonic()  # the node no longer serves
+                recovery = _recovered(sender, endpoints, stopped)
+                figures.append(f"stopped {fault} ({node}): recovered in {recovery:.2f} s")
+                cluster_node_back(node)
+        finally:
+            sender.stop.set()
+            sender.thread.join(30)
+            last = sender.confirmed[-1] if sender.confirmed else -1
+            for endpoint in endpoints:  # every confirmed cast reaches every listener
+                endpoint.has(last, 15)
+            for server in servers:
+                server.stop()
+                server.wait(10)
     dropped = sum(1 for e in logs if e["event"] == "message.duplicate")
     figures.append(f"repeated deliveries the servers dropped by request id: {dropped}")
     confirmed = set(sender.confirmed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import socket
 import subprocess
 import tempfile
 import threading
@@ -120,7 +121,7 @@ def test_oslo_and_dovecote_share_queues_and_talk_both_ways(
                 assert len(fanouts) == 2
                 assert all(queues[q][:3] == ("quorum", "true", "false") for q in fanouts)
             if options.get("use_queue_manager"):
-                assert f"{topic}_fanout_{dovecote_hostname()}:dc-{topic}:1" in queues, queues
+                assert f"{topic}_fanout_{socket.gethostname()}:dc-{topic}:1" in queues, queues
 
             for client_lib, transport in ((oslo_messaging, oslo_t), (dovecote, dc_t)):
                 client = client_lib.get_rpc_client(
@@ -151,12 +152,6 @@ def _delete_exchange(name: str) -> None:
         conn.channel().exchange_delete(name)
     finally:
         conn.close()
-
-
-def dovecote_hostname() -> str:
-    import socket
-
-    return socket.gethostname()
 
 
 def test_dovecote_stream_listener_and_oslo_stream_listener_read_their_own_offsets(

@@ -150,12 +150,13 @@ class KombuDriver(Driver):
         ``kombu_reconnect_splay`` share to kombu's own wait (cut short by
         ``cleanup()``)."""
         splay = self.opts.splayed(0.0)
-        log.warning(
-            "connection.retrying", transport=str(self.url), retry_in=interval + splay,
-            error=self.scrub(f"{type(exc).__name__}: {exc}"),
-        )
+        self._log_retry(exc, interval + splay)
         if splay:
             self._closing.wait(splay)
+
+    def _log_retry(self, exc: BaseException, wait: float) -> None:
+        log.warning("connection.retrying", transport=str(self.url), retry_in=wait,
+                    error=self.scrub(f"{type(exc).__name__}: {exc}"))
 
     def retry_policy(self, retry: int | None) -> dict[str, Any]:
         """kombu's retry arguments for a ``retry`` argument (``None``: the
@@ -220,8 +221,7 @@ class KombuDriver(Driver):
                     raise self._publish_failure(name, routing_key, exc) from None
                 retries += 1
                 wait = self.opts.splayed(interval)
-                log.warning("connection.retrying", transport=str(self.url), retry_in=wait,
-                            error=self.scrub(f"{type(exc).__name__}: {exc}"))
+                self._log_retry(exc, wait)
                 if self._closing.wait(wait):
                     raise self._publish_failure(name, routing_key, exc) from None
                 interval = min(interval + policy["interval_step"], policy["interval_max"])

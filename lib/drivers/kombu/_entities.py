@@ -40,19 +40,19 @@ class Entities:
 
     def __init__(self, opts: KombuOptions) -> None:
         self.opts = opts
-        self._exchanges: dict[tuple[str, str, bool], Any] = {}
+        self._exchanges: dict[tuple[str, str], Any] = {}
         self._names = (QueueManager(opts.hostname, opts.processname)
                        if opts.use_queue_manager else None)
 
     def _exchange(self, kind: str, name: str, *, durable: bool, auto_delete: bool) -> Any:
         """An exchange, built once per name: every ``send`` names one, and
         kombu only reads it (binding it to a channel makes a copy)."""
-        exchange = self._exchanges.get((kind, name, durable))
+        exchange = self._exchanges.get((kind, name))
         if exchange is None:
             if len(self._exchanges) >= _EXCHANGE_CACHE_SIZE:
                 self._exchanges.clear()
             exchange = Exchange(name, type=kind, durable=durable, auto_delete=auto_delete)
-            self._exchanges[kind, name, durable] = exchange
+            self._exchanges[kind, name] = exchange
         return exchange
 
     def _queue_arguments(self, *, ttl: int, quorum: bool) -> dict[str, Any]:
