@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from dovecote import _instrument
 from dovecote._handling import Job, describe, trace_id
 from dovecote._logging import set_actor_log
 
@@ -126,6 +127,8 @@ class DispatcherActor(DovecoteActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Batch):
             self.outstanding += len(message.messages)
+            if _instrument.probes:
+                _instrument.received(self.handler.owner, self.handler.kind, len(message.messages))
             if self.log.records_debug:
                 ids = [m.trace or trace_id(m) for m in message.messages if not m.quiet]
                 if ids:

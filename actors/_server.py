@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from dovecote import _instrument
 from dovecote._endpoints import all_refs
 from dovecote._logging import History, get_logger
 
@@ -109,6 +110,8 @@ class MessageHandlingServer:
         for ref in all_refs(self.endpoints):
             self._endpoint_history(ref)
         self.handler.bind({"server": name}, self._heartbeats, self._endpoint_history)
+        self.handler.owner = self
+        _instrument.track_server(self)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import contextvars
 import functools
 import inspect
 import threading
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import pykka
 import pykka.messages
 
+from . import _instrument
 from ._errors import ExpectedException
 from ._logging import get_logger
 from ._target import Target
@@ -218,7 +220,11 @@ def actor_method(ref: pykka.ActorRef[Any], name: str) -> Callable[..., Any]:
             outcome[:] = [result, exc]
             finished.set()
 
-        run_in_actor(ref, lambda actor: func(actor, *args), done)
+        if _instrument.probes:  # the caller's context (a dispatch's span) goes along
+            context = contextvars.copy_context()
+            run_in_actor(ref, lambda actor: context.run(func, actor, *args), done)
+        else:
+            run_in_actor(ref, lambda actor: func(actor, *args), done)
         while not finished.wait(_ACTOR_CHECK):
             if ref.actor_stopped.is_set() and not finished.is_set():
                 msg = f"endpoint actor {ref} stopped before it handled the notification"

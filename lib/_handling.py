@@ -133,6 +133,8 @@ class Handler(abc.ABC):
     #: For notifications: the priorities the endpoints handle, and the pool.
     priorities: tuple[str, ...] = ()
     pool: str | None = None
+    #: The server this handler serves (set by the server; what probes are told).
+    owner: Any = None
 
     def bind(
         self, log_fields: dict[str, Any], heartbeats: HeartbeatScheduler,

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import _wire
+from . import _instrument, _wire
 from ._logging import get_logger
 from ._serializer import NoOpSerializer, Serializer
 from ._target import Target
@@ -103,6 +103,22 @@ class Notifier:
             "payload": self.serializer.serialize_entity(context, payload),
             "timestamp": _wire.utc_timestamp(),
         }
+        sending = wire = None
+        if _instrument.probes:
+            sending = _instrument.Sending("notify", ",".join(self.topics), event_type)
+            wire = sending.start(context)
+        try:
+            self._send(context, message, priority, wire or context)
+        except BaseException as exc:
+            if sending is not None:
+                sending.finish(exc)
+            raise
+        if sending is not None:
+            sending.finish(None)
+
+    def _send(self, context: Any, message: dict[str, Any], priority: str, wire: Any) -> None:
+        """Hand ``message`` to each driver (the transport ones get the ``wire``
+        context: the caller's, plus the probes' carrier if any)."""
         for name in self.drivers:
             if name in ("messagingv2", "messaging"):
                 version = 2.0 if name == "messagingv2" else 1.0
@@ -112,13 +128,13 @@ class Notifier:
                         target = self._targets[topic, priority] = Target(
                             topic=f"{topic}.{priority.lower()}")
                     self.transport.driver.send_notification(
-                        target, context, message, version=version, retry=self.retry
+                        target, wire, message, version=version, retry=self.retry
                     )
             elif name == "log":
                 getattr(log, _LOG_LEVELS[priority])(
-                    "notification", event_type=event_type, publisher_id=self.publisher_id,
-                    priority=priority, message_id=message["message_id"], payload=message[
-                        "payload"],
+                    "notification", event_type=message["event_type"],
+                    publisher_id=self.publisher_id, priority=priority,
+                    message_id=message["message_id"], payload=message["payload"],
                 )
             elif name == "test":
                 with _test_lock:

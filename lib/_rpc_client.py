@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from . import _wire
+from . import _instrument, _wire
 from ._errors import InvalidTarget, MessagingTimeout, RPCVersionCapError
 from ._logging import get_logger
 from ._serializer import NoOpSerializer, Serializer
@@ -149,13 +149,24 @@ class RPCClient:
         """Invoke ``method`` without waiting; with ``fanout`` on every server."""
         context, message = self._message(ctxt, method, kwargs)
         opts = self._options
+        if _instrument.probes:
+            probe = _instrument.Sending("cast", str(opts.target.topic), method)
+            context = probe.start(context)
+            try:
+                self.transport.driver.send(opts.target, context, message, retry=opts.retry,
+                                           transport_options=opts.transport_options)
+            except BaseException as exc:
+                probe.finish(exc)
+                raise
+            probe.finish(None)
+            return
         self.transport.driver.send(
             opts.target, context, message, retry=opts.retry,
             transport_options=opts.transport_options,
         )
 
     def _start_call(self, ctxt: Any, method: str, kwargs: dict[str, Any]) -> tuple[
-        PendingReply, dict[str, Any]
+        PendingReply, dict[str, Any], _instrument.Sending | None
     ]:
         opts = self._options
         if opts.target.fanout:
@@ -164,19 +175,25 @@ class RPCClient:
         pending = PendingReply(
             _wire.new_id(), timeout=opts.timeout, call_monitor_timeout=opts.call_monitor_timeout
         )
+        probe = wire_context = None
+        if _instrument.probes:
+            probe = _instrument.Sending("call", str(opts.target.topic), method)
+            wire_context = probe.start(context)
         driver = self.transport.driver
         driver.expect_reply(pending)
         try:
             driver.send(
-                opts.target, context, message, reply=pending, timeout=opts.timeout,
-                call_monitor_timeout=opts.call_monitor_timeout, retry=opts.retry,
-                transport_options=opts.transport_options,
+                opts.target, wire_context or context, message, reply=pending,
+                timeout=opts.timeout, call_monitor_timeout=opts.call_monitor_timeout,
+                retry=opts.retry, transport_options=opts.transport_options,
             )
-        except BaseException:
+        except BaseException as exc:
             driver.forget(pending)
+            if probe is not None:
+                probe.finish(exc)
             raise
         pending.sent()
-        return pending, context
+        return pending, context, probe
 
     def _finish(self, pending: PendingReply, context: dict[str, Any],
                 reply: Mapping[str, Any]) -> Any:
@@ -188,24 +205,35 @@ class RPCClient:
 
     def call(self, ctxt: Any, method: str, /, **kwargs: Any) -> Any:
         """Invoke ``method`` and return its result (or raise the remote error)."""
-        pending, context = self._start_call(ctxt, method, kwargs)
+        pending, context, probe = self._start_call(ctxt, method, kwargs)
         try:
             reply = pending.wait()
-        except MessagingTimeout:
+        except MessagingTimeout as exc:
             self.transport.driver.forget(pending)
+            if probe is not None:
+                probe.finish(exc)
             raise
         assert reply is not None  # patience=None waits for the outcome
-        return self._finish(pending, context, reply)
+        if probe is None:
+            return self._finish(pending, context, reply)
+        try:
+            result = self._finish(pending, context, reply)
+        except BaseException as exc:
+            probe.finish(exc, "remote_error" if reply.get("failure") else "error")
+            raise
+        probe.finish(None)
+        return result
 
     def call_async(self, ctxt: Any, method: str, /, **kwargs: Any) -> pykka.Future[Any]:
         """Invoke ``method``; return a pykka future whose ``get(timeout=...)``
         gives the result. A ``get`` timeout shorter than the call's raises
         :class:`pykka.Timeout` and leaves the call running."""
-        pending, context = self._start_call(ctxt, method, kwargs)
+        pending, context, probe = self._start_call(ctxt, method, kwargs)
         outcome: list[Any] = []
 
         def _get(patience: float | None) -> Any:
             if not outcome:
+                how = None
                 try:
                     reply = pending.wait(patience)
                 except MessagingTimeout as exc:
@@ -219,6 +247,10 @@ class RPCClient:
                         outcome.append(("ok", self._finish(pending, context, reply)))
                     except Exception as exc:  # noqa: BLE001 - the remote error, kept
                         outcome.append(exc)
+                        how = "remote_error" if reply.get("failure") else "error"
+                if probe is not None:
+                    first = outcome[0]
+                    probe.finish(first if isinstance(first, BaseException) else None, how)
             if isinstance(outcome[0], BaseException):
                 raise outcome[0]
             return outcome[0][1]

@@ -51,6 +51,8 @@ class Found(NamedTuple):
     func: Callable[..., Any]
     actor_ref: pykka.ActorRef[Any] | None
     args: Mapping[str, Any]
+    #: The endpoint object as given to the server (what probes report).
+    endpoint: Any = None
 
 
 class Route:
@@ -110,9 +112,9 @@ class RPCDispatcher:
         self.endpoints = list(endpoints)
         self.serializer = serializer or NoOpSerializer()
         policy = access_policy or DefaultRPCAccessPolicy()
-        # (namespace, method) -> [(version, func, actor_ref)], in endpoint order
+        # (namespace, method) -> [(version, func, actor_ref, endpoint)], in endpoint order
         self._routes: dict[tuple[str | None, str], list[
-            tuple[str, Callable[..., Any], pykka.ActorRef[Any] | None]]] = {}
+            tuple[str, Callable[..., Any], pykka.ActorRef[Any] | None, Any]]] = {}
         self._versions: dict[str | None, list[str]] = {}
         #: Whether any endpoint is an actor (only then does the hub look requests up).
         self.has_actors = False
@@ -126,7 +128,8 @@ class RPCDispatcher:
             for namespace in target.accepted_namespaces:
                 self._versions.setdefault(namespace, []).append(version)
                 for name, func in endpoint_methods(endpoint, policy).items():
-                    self._routes.setdefault((namespace, name), []).append((version, func, ref))
+                    self._routes.setdefault((namespace, name), []).append(
+                        (version, func, ref, endpoint))
 
     def lookup(self, message: Mapping[str, Any]) -> Found:
         """Where a request goes, or :class:`BadRequest`, :class:`NoSuchMethod`
@@ -150,9 +153,9 @@ class RPCDispatcher:
         if not isinstance(version, str) or len(version) > _MAX_NAME:
             raise BadRequest(f"'version' is {clip(version)}, not a string")
         try:
-            for route_version, func, ref in self._routes.get((namespace, method), ()):
+            for route_version, func, ref, endpoint in self._routes.get((namespace, method), ()):
                 if version_is_compatible(route_version, version):
-                    return Found(method, func, ref, args)
+                    return Found(method, func, ref, args, endpoint)
             compatible = any(
                 version_is_compatible(v, version) for v in self._versions.get(namespace, ())
             )

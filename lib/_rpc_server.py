@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from . import _wire
+from . import _instrument, _wire
 from ._control import ControlEndpoint, PingEndpoint
 from ._endpoints import RPCAccessPolicyBase, run_in_actor
 from ._errors import ExpectedException
@@ -57,7 +57,7 @@ _OK = ("msg_id", "method", "duration_ms", "outcome")
 class _Call:
     """One request on its way through a job or an endpoint actor."""
 
-    __slots__ = ("ctxt", "found", "incoming", "started", "token")
+    __slots__ = ("ctxt", "found", "incoming", "probed", "reported", "started", "token")
 
     def __init__(self, incoming: IncomingMessage, found: Found | Exception | None) -> None:
         self.incoming = incoming
@@ -65,6 +65,8 @@ class _Call:
         self.started = time.monotonic()
         self.ctxt: Any = None  # the deserialized context, once there is one
         self.token: object = None  # the call-monitor heartbeat, while it runs
+        self.probed: _instrument.Started | None = None  # probes told of the dispatch
+        self.reported = False  # probes told how it ended
 
     @property
     def method(self) -> str | None:
@@ -148,6 +150,7 @@ class RPCHandler(Handler):
             with contextlib.suppress(Exception):
                 actor_log(self.log).error("dispatch.failed", **call.fields(),
                                           outcome="error", error=describe(exc))
+            self._report(call, "error", error=exc)
             with contextlib.suppress(Exception):
                 self.abandon(call.incoming, exc)
             return False
@@ -164,6 +167,9 @@ class RPCHandler(Handler):
             self._reject(call, found, outcome="rejected")
             return False
         self._started(call, actor_log(self.log))
+        carrier = _instrument.take_carrier(incoming.ctxt)
+        if _instrument.probes:
+            call.probed = _instrument.dispatch_started(self.owner, "rpc", found.method, (carrier,))
         try:
             route = self.dispatcher.prepare_call(found, incoming.ctxt)
         except BaseException as exc:  # noqa: BLE001 - the serializer's error goes to the caller
@@ -187,6 +193,10 @@ class RPCHandler(Handler):
 
         def work(actor: Any) -> Any:  # in the endpoint actor's thread
             self._started(call, logger)
+            carrier = _instrument.take_carrier(call.incoming.ctxt)
+            if _instrument.probes:
+                call.probed = _instrument.dispatch_started(
+                    self.owner, "rpc", found.method, (carrier,))
             stage.append("deserialize")
             route = self.dispatcher.prepare_call(found, call.incoming.ctxt)
             call.ctxt = route.ctxt
@@ -248,8 +258,10 @@ class RPCHandler(Handler):
             if incoming.wants_reply:
                 exc, stage = self._send_result(call, result, log)
                 if stage == "unsent":
+                    self._report(call, "unsent", result)
                     return False
             if exc is None:
+                self._report(call, "ok", result)
                 if log.records_debug and not incoming.quiet:
                     if log.logs_debug:
                         log.debug("dispatch.ok", **call.fields(), outcome="ok")
@@ -265,18 +277,35 @@ class RPCHandler(Handler):
             fields["stage"] = stage
         if isinstance(exc, ExpectedException):
             exc = exc.exc_info[1]
-            log.info("dispatch.failed", **fields, outcome="expected_error", error=describe(exc))
+            outcome = "expected_error"
+            log.info("dispatch.failed", **fields, outcome=outcome, error=describe(exc))
         elif stage == "reply":
-            log.error("dispatch.failed", **fields, outcome="unserializable_result",
-                      error=describe(exc))
+            outcome = "unserializable_result"
+            log.error("dispatch.failed", **fields, outcome=outcome, error=describe(exc))
         elif isinstance(exc, Exception):
-            log.error("dispatch.failed", **fields, outcome="error", error=describe(exc),
+            outcome = "error"
+            log.error("dispatch.failed", **fields, outcome=outcome, error=describe(exc),
                       exc_info=exc)
         else:
-            log.error("dispatch.failed", **fields, outcome="aborted", error=describe(exc),
+            outcome = "aborted"
+            log.error("dispatch.failed", **fields, outcome=outcome, error=describe(exc),
                       note="the endpoint raised a BaseException; the server keeps serving")
         self._reply_failure(incoming, exc, log=log)
+        self._report(call, outcome, error=exc)
         return False
+
+    def _report(self, call: _Call, outcome: str, result: Any = None,
+                error: BaseException | None = None) -> None:
+        """Tell the probes how ``call`` ended (once; nothing when none listens)."""
+        if call.reported or (call.probed is None and not _instrument.probes):
+            return
+        call.reported = True
+        found = call.found
+        name, endpoints = ((found.method, (found.endpoint,)) if isinstance(found, Found)
+                           else (_instrument.UNKNOWN, ()))
+        _instrument.dispatch_finished(call.probed, _instrument.Dispatched(
+            self.owner, "rpc", name, outcome, time.monotonic() - call.started, result, error,
+            endpoints))
 
     def _send_result(
         self, call: _Call, result: Any, log: ActorLog
@@ -307,6 +336,7 @@ class RPCHandler(Handler):
         # The caller gets bad input as a ValueError, which it rebuilds as its own.
         answer = ValueError(str(exc)) if isinstance(exc, BadRequest) else exc
         self._reply_failure(call.incoming, answer, traceback=False, log=log)
+        self._report(call, outcome, error=answer)
 
     def _reply_failure(self, incoming: IncomingMessage, exc: BaseException, *,
                        traceback: bool = True, log: Any = None) -> None:

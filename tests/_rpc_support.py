@@ -15,6 +15,7 @@ from _redis_support import RedisInjector, is_redis
 from _redis_support import delete_queues as delete_redis_queues
 
 import dovecote
+import dovecote.testing
 from dovecote import _wire
 from dovecote.drivers.base import PendingReply
 from dovecote.drivers.memory import get_broker
@@ -33,25 +34,11 @@ def serve(
         yield server
 
 
-@contextlib.contextmanager
-def running(server: Any) -> Iterator[Any]:
-    """Start ``server`` (a ``"blocking"`` one in a thread of its own, waiting
-    until it is ready); stop and wait for it afterwards."""
-    runner = None
-    if server.executor == "blocking":
-        runner = threading.Thread(target=server.start, name="blocking-server", daemon=True)
-        runner.start()
-        assert server.wait_ready(PATIENCE), "the blocking server did not start"
-    else:
-        server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        assert server.wait(PATIENCE), "the server did not stop in time"
-        if runner is not None:
-            runner.join(PATIENCE)
-            assert not runner.is_alive(), "start() did not return after stop()"
+def running(server: Any) -> Any:
+    """Start ``server`` (a ``"blocking"`` one in a thread of its own) once its
+    listeners are up; stop and wait for it afterwards, failing the test if it
+    does not stop: the plugin's own helper, which these tests use too."""
+    return dovecote.testing.running(server, timeout=PATIENCE)
 
 
 class Gate:

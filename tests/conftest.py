@@ -18,7 +18,9 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import pykka
 import pytest
 from hypothesis import settings
 
@@ -291,3 +293,12 @@ def cluster_nodes_back(rabbit_cluster: str) -> Iterator[dict[str, int]]:
     yield CLUSTER_NODES
     for node in CLUSTER_NODES:
         cluster_node_back(node)
+
+
+@pytest.fixture
+def actors() -> Iterator[list[pykka.ActorRef[Any]]]:
+    """Endpoint actors a test starts; stopped afterwards."""
+    refs: list[pykka.ActorRef[Any]] = []
+    yield refs
+    for ref in refs:
+        ref.stop(block=False)

@@ -29,15 +29,6 @@ def _forget_queues(transport: dovecote.Transport, topic: str) -> Iterator[None]:
     delete_queues(transport, topic, *(f"{topic}.{s}" for s in ("s1", "s2", "s3")))
 
 
-@pytest.fixture
-def actors() -> Iterator[list[pykka.ActorRef[Any]]]:
-    """Endpoint actors a test starts; stopped afterwards."""
-    refs: list[pykka.ActorRef[Any]] = []
-    yield refs
-    for ref in refs:
-        ref.stop(block=False)
-
-
 class Echo:
     """A plain endpoint."""
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from proton import Delivery, Timeout
 
+from ... import _instrument
 from ..._errors import MessageDeliveryFailure
 from .._decoding import (
     ERROR_HEADER,
@@ -203,6 +204,8 @@ class Amqp1Listener(Listener):
         self._generation += 1
         self._backoff.reset()
         self._log.info("listener.connected", generation=self._generation)
+        if self._generation > 1 and _instrument.probes:
+            _instrument.listener_reconnected(self.driver.url.scheme)
 
     def _drop(self) -> BlockingConnection | None:
         """Forget the connection and every Proton object of it (the broker takes

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import amqp.exceptions
 
+from ... import _instrument
 from ..._logging import get_logger
 from .._buffered import drain, more_ready
 from .._decoding import ERROR_HEADER, REDELIVERIES_HEADER, ROUTING_KEY_HEADER, unpack
@@ -163,6 +164,8 @@ class KombuListener(Listener):
             return False
         self._interval = self.driver.opts.rabbit_retry_interval
         log.info("listener.reconnected", transport=str(self.driver.url), listener=self.name)
+        if _instrument.probes:
+            _instrument.listener_reconnected(self.driver.url.scheme)
         return True
 
     # -- settling ---------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""dovecote's pytest plugin (entry point ``pytest11``: ``dovecote``).
+
+Fixtures, all named ``dovecote_*``:
+
+* ``dovecote_url``: ``memory://dovecote-<unique>`` per test, or the URL given
+  with ``--dovecote-url=URL`` (else the environment variable
+  ``DOVECOTE_TEST_URL``): the same tests then run on a real broker;
+* ``dovecote_transport``: a transport on that URL, cleaned up after the test;
+* ``dovecote_topic``: a topic no other test uses, its queues deleted after
+  the test (see :func:`dovecote.testing.forget_topic`);
+* ``dovecote_notifications``: what the ``test`` notifier driver kept during
+  the test (:class:`dovecote.testing.SentNotifications`), reset before and after.
+
+Loading the plugin imports dovecote (not the drivers' client libraries) and
+nothing else; it defines no autouse fixture, so other test suites in the same
+environment are not affected.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from ._cli_support import open_transport
+from ._transport import Transport
+from ._url import TransportURL
+from .testing import SentNotifications, forget_topic, unique_topic
+
+__all__ = [
+    "dovecote_notifications",
+    "dovecote_topic",
+    "dovecote_transport",
+    "dovecote_url",
+    "pytest_addoption",
+    "pytest_report_header",
+]
+
+#: The environment variable that names a broker when ``--dovecote-url`` is not given.
+URL_VARIABLE = "DOVECOTE_TEST_URL"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dovecote")
+    group.addoption(
+        "--dovecote-url", dest="dovecote_url", default=None, metavar="URL",
+        help=("run the tests' dovecote_transport on this transport URL (a real broker, "
+              f"e.g. rabbit://guest:guest@127.0.0.1:5672/) instead of a fresh memory:// "
+              f"per test; default: ${URL_VARIABLE}, else memory://"))
+
+
+def _configured_url(config: pytest.Config) -> str | None:
+    url: str | None = config.getoption("dovecote_url", default=None)
+    return url or os.environ.get(URL_VARIABLE) or None
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    url = _configured_url(config)
+    if url is None:
+        return None
+    try:
+        shown = str(TransportURL.parse(url))  # the password masked
+    except Exception:  # noqa: BLE001 - the fixture reports a bad URL; the header stays quiet
+        shown = url.partition("://")[0] + "://..."
+    return f"dovecote: transports on {shown}"
+
+
+@pytest.fixture
+def dovecote_url(request: pytest.FixtureRequest) -> str:
+    """The transport URL for this test: ``--dovecote-url`` (or
+    ``$DOVECOTE_TEST_URL``), else a ``memory://`` broker of the test's own."""
+    return _configured_url(request.config) or f"memory://dovecote-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def dovecote_transport(dovecote_url: str) -> Iterator[Transport]:
+    """A transport on ``dovecote_url``, cleaned up after the test."""
+    with open_transport(dovecote_url) as transport:
+        yield transport
+
+
+@pytest.fixture
+def dovecote_topic(dovecote_transport: Transport) -> Iterator[str]:
+    """A topic no other test uses (``test_<12 hex digits>``); after the test its
+    queues are deleted from ``dovecote_transport``'s broker."""
+    topic = unique_topic()
+    yield topic
+    forget_topic(dovecote_transport, topic)
+
+
+@pytest.fixture
+def dovecote_notifications() -> Iterator[SentNotifications]:
+    """What notifiers with the ``test`` driver sent during the test."""
+    sent = SentNotifications()
+    sent.clear()
+    yield sent
+    sent.clear()

@@ -1,0 +1,224 @@
+"""``wait_for``: wait until a server (or an endpoint) has handled what a test sent.
+
+A :class:`Waiter` is a context manager entered before the action, like
+nameko's ``entrypoint_waiter``: its probe (see :mod:`dovecote._instrument`)
+is registered on entry, so a request handled before the block even ends is
+never missed, and the wait happens on exit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from . import _instrument
+from ._endpoints import actor_ref_of
+
+__all__ = ["Handled", "Waiter", "wait_for"]
+
+#: What a failure message lists at most of the dispatches that did not match.
+_OTHERS_SHOWN = 5
+#: The outcomes of a request or notification that went well.
+_GOOD = frozenset({"ok", "handled", "filtered"})
+#: What a waiter's probe answers when a dispatch starts: it began while the waiter listened.
+_SEEN_START = object()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Handled:
+    """One request (``kind="rpc"``) or notification (``"notification"``; a batch
+    of ``count``) a server handled: ``name`` (the method, or the priority in
+    lower case such as ``"info"``; ``"<unknown>"`` for a request naming no
+    method of the server), ``outcome`` (``"ok"``, ``"expected_error"``,
+    ``"error"``, ``"rejected"`` ... for requests; ``"handled"``,
+    ``"filtered"``, ``"requeued"``, ``"dead_lettered"`` ... for
+    notifications), what the method returned (``result``) or raised
+    (``error``; for a rejected request what the caller gets, e.g.
+    ``NoSuchMethod``), the time it took, the server and the endpoints that ran."""
+
+    kind: str
+    name: str
+    outcome: str
+    result: Any
+    error: BaseException | None
+    count: int
+    seconds: float
+    server: Any
+    endpoints: tuple[Any, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether it went well (``ok``, ``handled`` or ``filtered``)."""
+        return self.outcome in _GOOD
+
+
+def _lower_priority(name: str) -> str:
+    lowered = name.lower()
+    return "warn" if lowered == "warning" else lowered
+
+
+class Waiter(_instrument.Probe):
+    """Counts what matches while it is registered; see :func:`wait_for`."""
+
+    def __init__(self, watched: Any, method: str | None, *, count: int, timeout: float) -> None:
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
+        self.watched = watched
+        self.method = method
+        self.count = count
+        self.timeout = timeout
+        #: What matched, in the order it finished (at most ``count`` entries).
+        self.records: list[Handled] = []
+        self._seen = 0  # messages matched (a batch counts its messages)
+        self._others: list[str] = []
+        self._other_count = 0
+        self._ref = actor_ref_of(watched)
+        self._cond = threading.Condition()
+        self._entered = 0.0
+
+    # -- what a test reads ------------------------------------------------------------
+    @property
+    def results(self) -> list[Any]:
+        """What each matching request or notification endpoint returned, in order."""
+        return [record.result for record in self.records]
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """What the matching ones raised (only those that raised), in order."""
+        return [record.error for record in self.records if record.error is not None]
+
+    def get(self) -> Any:
+        """What the first matching one returned, or raise what it raised (as
+        nameko's ``entrypoint_waiter`` result does); after the block."""
+        if not self.records:
+            raise AssertionError(self._failure())
+        first = self.records[0]
+        if first.error is not None:
+            raise first.error
+        return first.result
+
+    # -- the probe ---------------------------------------------------------------------
+    def _matches(self, dispatched: _instrument.Dispatched) -> bool:
+        if self.method is not None and dispatched.name != self.method and not (
+                dispatched.kind == "notification"
+                and dispatched.name == _lower_priority(self.method)):
+            return False
+        if dispatched.server is self.watched:
+            return True
+        for endpoint in dispatched.endpoints:
+            if endpoint is self.watched:
+                return True
+            if self._ref is not None:
+                ref = actor_ref_of(endpoint)
+                if ref is not None and ref.actor_urn == self._ref.actor_urn:
+                    return True
+        return False
+
+    def dispatch_started(self, server: Any, kind: str, name: str, carriers: Any) -> Any:
+        return _SEEN_START
+
+    def dispatch_finished(self, token: Any, dispatched: _instrument.Dispatched) -> None:
+        # A server reports a dispatch after it replied: one that began before the
+        # block was entered (the call the test made just before) may end after.
+        if (token is not _SEEN_START
+                and time.monotonic() - dispatched.seconds < self._entered):
+            return
+        matched = self._matches(dispatched)
+        with self._cond:
+            if not matched:
+                self._other_count += 1
+                if len(self._others) < _OTHERS_SHOWN:
+                    self._others.append(_describe(dispatched))
+                return
+            if self._seen >= self.count:
+                return
+            self._seen += dispatched.count
+            self.records.append(Handled(
+                dispatched.kind, dispatched.name, dispatched.outcome, dispatched.result,
+                dispatched.error, dispatched.count, dispatched.seconds, dispatched.server,
+                dispatched.endpoints))
+            if self._seen >= self.count:
+                self._cond.notify_all()
+
+    # -- the context manager -------------------------------------------------------------
+    def __enter__(self) -> Waiter:
+        self._entered = time.monotonic()
+        _instrument.add_probe(self)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        __tracebackhide__ = True  # pytest shows the test's line, not this one
+        try:
+            if exc_type is None:
+                self.wait()
+        finally:
+            _instrument.remove_probe(self)
+
+    def wait(self) -> None:
+        """Wait (at most ``timeout`` seconds) until ``count`` matched; else raise
+        ``AssertionError`` saying how many of how many were seen."""
+        __tracebackhide__ = True
+        deadline = time.monotonic() + self.timeout
+        with self._cond:
+            while self._seen < self.count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(self._failure())
+                self._cond.wait(remaining)
+
+    def _failure(self) -> str:
+        what = f"{self.method!r}" if self.method is not None else "requests or notifications"
+        text = (f"wait_for({_name(self.watched)}, {what}): {self._seen} of {self.count} "
+                f"handled within {self.timeout:g}s")
+        if self._other_count:
+            shown = "; ".join(self._others)
+            more = self._other_count - len(self._others)
+            text += (f" (other dispatches meanwhile: {shown}"
+                     f"{f'; and {more} more' if more > 0 else ''})")
+        return text
+
+
+def _name(watched: Any) -> str:
+    from .actors import MessageHandlingServer
+
+    if isinstance(watched, MessageHandlingServer):
+        return f"server {watched.name!r}"
+    ref = actor_ref_of(watched)
+    if ref is not None:
+        return f"endpoint actor {ref.actor_class.__name__}"
+    return f"endpoint {type(watched).__name__}"
+
+
+def _describe(dispatched: _instrument.Dispatched) -> str:
+    server = dispatched.server
+    where = f" on server {server.name!r}" if server is not None else ""
+    return f"{dispatched.kind} {dispatched.name!r} -> {dispatched.outcome}{where}"
+
+
+def wait_for(server_or_endpoint: Any, method: str | None = None, count: int = 1,
+             timeout: float = 5.0) -> Waiter:
+    """A context manager that, on leaving its block, waits until
+    ``server_or_endpoint`` has handled ``count`` requests or notifications
+    (those to ``method`` only, if given: an RPC method name, or a notification
+    priority such as ``"info"``, any case) since the block was entered::
+
+        with wait_for(server, "add") as waited:
+            client.cast({}, "add", a=1, b=2)
+        assert waited.results == [3]
+
+    ``server_or_endpoint`` is a server (every request or notification it
+    handled, rejected ones too) or an endpoint object as given to the server
+    (a pykka ``ActorRef`` or its proxy, either one, for an endpoint actor):
+    the dispatches that ran it, on any server, and in :func:`call_endpoint`.
+    After the block: ``waited.records`` (:class:`Handled`, in the order they
+    finished, the first ``count`` of them), ``waited.results`` and
+    ``waited.errors``; ``waited.get()`` returns the first result or raises
+    the first one's error. If fewer were handled within ``timeout`` seconds,
+    ``AssertionError`` says how many of how many, and which other dispatches
+    were seen. A block that raises is not waited for.
+    """
+    return Waiter(server_or_endpoint, method, count=count, timeout=timeout)
