@@ -209,6 +209,7 @@ class MessageHandlingServer:
     def start(self) -> None:
         """Start the actors. With ``"blocking"`` this returns only after
         ``stop()``, having run every endpoint method in this thread."""
+        _instrument.autoload()
         with self._lock:
             if self._dispatcher is not None:
                 return

@@ -11,6 +11,7 @@ reconnects. What a probe raises is logged once and never reaches the runtime.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import time
 import weakref
@@ -31,6 +32,7 @@ __all__ = [
     "Sending",
     "Started",
     "add_probe",
+    "autoload",
     "client_finished",
     "client_started",
     "dispatch_finished",
@@ -243,6 +245,34 @@ class Sending:
                        "timeout" if isinstance(error, MessagingTimeout) else "error")
         client_finished(self.started, ClientCall(
             self.kind, self.topic, self.method, outcome, time.monotonic() - self.since, error))
+
+
+#: Whether tracing may still switch itself on (until it is switched on, or
+#: ``dovecote.tracing.disable()`` says the application wants it off).
+auto_tracing = True
+
+
+def autoload() -> None:
+    """Switch tracing on by itself once the application configured a global
+    OpenTelemetry tracer provider: called when a transport, client or notifier
+    is made and when a server starts (never per message). Costs a dictionary
+    lookup when OpenTelemetry was never imported, and nothing once decided."""
+    global auto_tracing  # noqa: PLW0603 - decided once per process
+    if not auto_tracing:
+        return
+    otel = sys.modules.get("opentelemetry.trace")
+    if otel is None:
+        return
+    try:
+        provider = otel.get_tracer_provider()
+        if isinstance(provider, (otel.ProxyTracerProvider, otel.NoOpTracerProvider)):
+            return
+        from . import tracing
+    except Exception as exc:  # noqa: BLE001 - tracing stays off; the service runs on
+        auto_tracing = False
+        log.error("tracing.autoload_failed", error=repr(exc)[:300])
+        return
+    tracing._enable_by_itself()
 
 
 def listener_reconnected(transport: str) -> None:

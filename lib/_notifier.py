@@ -65,6 +65,7 @@ class Notifier:
     ) -> None:
         self.transport = transport
         self.publisher_id = publisher_id
+        _instrument.autoload()
         drivers = [driver] if isinstance(driver, str) else list(driver or ["messagingv2"])
         unknown = [name for name in drivers if name not in NOTIFIER_DRIVERS]
         if unknown:

@@ -77,6 +77,7 @@ class RPCClient:
     ) -> None:
         self.transport = transport
         self.serializer = serializer or NoOpSerializer()
+        _instrument.autoload()
         self._options = _Options(
             target=target, timeout=timeout, version_cap=version_cap, retry=retry,
             call_monitor_timeout=_monitor(call_monitor_timeout),

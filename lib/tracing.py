@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
     from .actors import MessageHandlingServer
 
-__all__ = ["CONTEXT_KEY", "ERROR_OUTCOMES", "SYSTEM", "disable", "enable"]
+__all__ = [
+    "CONTEXT_KEY", "ERROR_OUTCOMES", "SYSTEM", "disable", "enable"]
 
 #: ``messaging.system`` and ``rpc.system`` of every span: the protocol
 #: (oslo.messaging's wire format), whichever broker carries it.
@@ -258,9 +259,13 @@ _probe: _TracingProbe | None = None
 def enable(*, tracer_provider: trace.TracerProvider | None = None) -> None:
     """Trace every send and dispatch of this process with ``tracer_provider``
     (default: the global one, looked up at each send, so this may run before
-    the application configures OpenTelemetry). Again: switches the provider."""
+    the application configures OpenTelemetry). Again: switches the provider.
+
+    Without this call, tracing switches itself on with the global provider
+    once the application has set one (see :func:`dovecote._instrument.autoload`)."""
     global _probe  # noqa: PLW0603 - one probe per process
     with _lock:
+        _instrument.auto_tracing = False
         if _probe is None:
             _probe = _TracingProbe(tracer_provider)
             _instrument.add_probe(_probe)
@@ -268,10 +273,24 @@ def enable(*, tracer_provider: trace.TracerProvider | None = None) -> None:
             _probe.provider, _probe._cached = tracer_provider, None
 
 
-def disable() -> None:
-    """Stop tracing (sends and dispatches under way still end their spans)."""
+def _enable_by_itself() -> None:
+    """Trace with the global provider the application configured, unless
+    :func:`enable` or :func:`disable` already decided (what ``autoload`` calls)."""
     global _probe  # noqa: PLW0603
     with _lock:
+        if _instrument.auto_tracing:
+            _instrument.auto_tracing = False
+            if _probe is None:
+                _probe = _TracingProbe(None)
+                _instrument.add_probe(_probe)
+
+
+def disable() -> None:
+    """Stop tracing (sends and dispatches under way still end their spans), for
+    good: it no longer switches itself on when a tracer provider is set."""
+    global _probe  # noqa: PLW0603
+    with _lock:
+        _instrument.auto_tracing = False
         if _probe is not None:
             _instrument.remove_probe(_probe)
             _probe = None

@@ -579,3 +579,67 @@ def test_an_oslo_server_answers_a_traced_call_and_sees_one_more_context_entry(
     assert traced == {**plain, "ctxt": {**plain["ctxt"], "dovecote_trace": {
         "traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-"
                        f"{context.trace_flags:02x}"}}}
+
+
+# -- switched on by the application's tracer provider alone ------------------------------------
+AUTOLOAD = """
+import json, sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import dovecote
+from dovecote import _instrument
+
+mode = sys.argv[1]
+if mode == "disabled":
+    import dovecote.tracing
+    dovecote.tracing.disable()  # the application says no, before it sets a provider
+exporter = InMemorySpanExporter()
+if mode != "no-provider":
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+class Echo:
+    def echo(self, ctxt, value):
+        return value
+
+transport = dovecote.get_transport("memory://autoload")
+server = dovecote.get_rpc_server(transport, dovecote.Target(topic="t", server="s"), [Echo()])
+server.start()
+client = dovecote.get_rpc_client(transport, dovecote.Target(topic="t"), timeout=5)
+assert client.call({}, "echo", value=1) == 1
+server.stop()
+server.wait(timeout=5)
+spans = {s.name: s for s in exporter.get_finished_spans()}
+print(json.dumps({
+    "probes": [type(p).__name__ for p in _instrument.probes],
+    "spans": sorted(spans),
+    "one_trace": len({s.context.trace_id for s in spans.values()}) == 1,
+    "child": bool(spans) and spans["process echo"].parent.span_id
+             == spans["call echo"].context.span_id,
+}))
+"""
+
+
+@pytest.mark.parametrize(("mode", "probes", "names"), [
+    ("provider", ["_TracingProbe"], ["call echo", "process echo"]),
+    ("no-provider", [], []),
+    ("disabled", [], []),
+])
+def test_a_tracer_provider_set_by_the_application_switches_tracing_on_by_itself(
+        mode: str, probes: list[str], names: list[str]) -> None:
+    """Without ``dovecote.tracing.enable()``: the application's global tracer
+    provider alone gives the spans; no provider, or ``disable()``, no probe at all."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", AUTOLOAD, mode], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["probes"] == probes
+    assert seen["spans"] == names
+    if names:
+        assert seen["one_trace"]
+        assert seen["child"]
