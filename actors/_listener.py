@@ -137,6 +137,12 @@ class ListenerActor(DovecoteActor):
         self._batch_started = 0.0
         self._started = time.monotonic()
 
+
+    @property
+    def taken(self) -> int:
+        """Messages this listener took and the server has not finished: handed
+        on, or in a batch still filling (read from any thread, without a lock)."""
+        return self.inflight.count + len(self._batch)
     def on_start(self) -> None:
         super().on_start()
         if self.listener is None:

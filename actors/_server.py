@@ -122,6 +122,25 @@ class MessageHandlingServer:
         """Whether the server has started and not yet finished stopping."""
         return not self._stopped.is_set()
 
+    @property
+    def in_flight(self) -> int:
+        """Messages taken from the transports and not finished yet (at most
+        ``max_in_flight``). Read without the lock: never waits on a starting server."""
+        return sum(actor.taken for actor in list(self._actors)
+                   if isinstance(actor, ListenerActor) and actor.actor_ref.is_alive())
+
+    def mailbox_depths(self) -> dict[str, int]:
+        """Messages waiting in the mailboxes of the live actors, per kind of
+        actor (``listener``, ``dispatcher``, ``worker``, ``endpoint``)."""
+        depths: dict[str, int] = {}
+        for actor in list(self._actors):  # a copy without the lock, as above
+            if actor.actor_ref.is_alive():
+                depths[actor.kind] = depths.get(actor.kind, 0) + mailbox_depth(
+                    actor.actor_inbox)
+        for ref in all_refs(self.endpoints):
+            depths["endpoint"] = depths.get("endpoint", 0) + mailbox_depth(ref.actor_inbox)
+        return depths
+
     # -- listeners --------------------------------------------------------------
     def listen(self, transport: Transport, target: Target) -> ListenerSpec:
         """Listen on ``target`` over ``transport`` too; before or after

@@ -64,6 +64,10 @@ class SentNotifications:
     def __len__(self) -> int:
         return len(get_test_notifications())
 
+    def __getitem__(self, index: int) -> SentNotification:
+        """The ``index``-th one sent (``-1``: the last)."""
+        return self.all()[index]
+
     def by_event_type(self, event_type: str) -> list[SentNotification]:
         """Those of ``event_type`` (exactly), oldest first."""
         return [sent for sent in self.all() if sent.event_type == event_type]

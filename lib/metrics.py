@@ -34,10 +34,7 @@ except ImportError as exc:  # without the extra: say how to get it
     raise ImportError(msg, name=exc.name) from exc
 
 from . import _instrument
-from ._endpoints import all_refs
 from ._logging import get_logger
-from .actors._base import mailbox_depth
-from .actors._listener import ListenerActor
 
 if TYPE_CHECKING:
     from .actors import MessageHandlingServer
@@ -252,23 +249,9 @@ class ServerGauges:
         if not server.running:
             return
         name = str(server.name)
-        taken = 0
-        # A copy without the server's lock (held while it starts): the list is
-        # only ever replaced or appended to, and copying it is atomic.
-        for actor in list(server._actors):
-            if not actor.actor_ref.is_alive():
-                continue
-            key = (name, actor.kind)
-            depths[key] = depths.get(key, 0) + mailbox_depth(actor.actor_inbox)
-            if isinstance(actor, ListenerActor):
-                # Handed on and unfinished, plus a batch still filling. Not the
-                # server's credit gate: it also counts the credit a poll under
-                # way reserved (up to 64 per listener), so an idle server reads 64.
-                taken += actor.inflight.count + len(actor._batch)
-        in_flight[name] = in_flight.get(name, 0) + taken
-        for ref in all_refs(server.endpoints):
-            key = (name, "endpoint")
-            depths[key] = depths.get(key, 0) + mailbox_depth(ref.actor_inbox)
+        in_flight[name] = in_flight.get(name, 0) + server.in_flight
+        for kind, depth in server.mailbox_depths().items():
+            depths[name, kind] = depths.get((name, kind), 0) + depth
 
     def _broken(self, exc: Exception) -> None:
         if type(exc) not in self._failed:  # once per kind of failure: never a flood

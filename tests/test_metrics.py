@@ -273,9 +273,11 @@ def test_in_flight_while_workers_are_held(
                 client.cast({}, "hold", tag=tag)
             assert sorted(gate.entered.wait_for(3)) == [0, 1, 2]  # all three held
             assert value(registry, "dovecote_in_flight", server=topic) == 3
+            assert server.in_flight == 3  # what the gauge reads
             kinds = {s["actor"] for s in series(registry, "dovecote_mailbox_depth")
                      if s["server"] == topic}
             assert kinds == {"listener", "dispatcher", "worker"}
+            assert set(server.mailbox_depths()) == kinds
             gate.open()
             assert wait_for(lambda: value(registry, "dovecote_in_flight", server=topic) == 0)
     finally:
@@ -457,6 +459,21 @@ def test_a_dispatch_without_a_server(registry: CollectorRegistry) -> None:
     probe.dispatch_finished(None, _instrument.Dispatched(None, "rpc", "echo", "ok", 0.001))
     assert value(registry, "dovecote_messages_handled_total", server="unknown", kind="rpc",
                  method="echo", outcome="ok") == 1
+
+
+def test_a_dispatch_reported_in_parts_is_timed_once(registry: CollectorRegistry) -> None:
+    """A batch group partly requeued, partly parked is reported once per outcome,
+    the later reports untimed: every message counted, the dispatch timed once."""
+    probe = metrics.enable(registry)
+    for outcome, timed in (("requeued", True), ("dead_lettered", False)):
+        probe.dispatch_finished(None, _instrument.Dispatched(
+            None, "notification", "info", outcome, 0.002, count=2, timed=timed))
+    labels = {"server": "unknown", "kind": "notification", "method": "info"}
+    assert value(registry, "dovecote_dispatch_seconds_count", **labels) == 1
+    assert value(registry, "dovecote_notifications_requeued_total", server="unknown",
+                 method="info") == 2
+    assert value(registry, "dovecote_notifications_dead_lettered_total", server="unknown",
+                 method="info") == 2
 
 
 # -- reconnects, on RabbitMQ --------------------------------------------------------------

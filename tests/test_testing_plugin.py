@@ -179,6 +179,7 @@ def test_notifications(dovecote_transport, dovecote_topic, dovecote_notification
     assert sent.publisher_id == "bank.1" and sent.topics == [dovecote_topic]
     assert len(dovecote_notifications.by_event_type("bank.opened")) == 1
     assert dovecote_notifications.by_priority("INFO") == [sent]
+    assert dovecote_notifications[-1] == sent and list(dovecote_notifications) == [sent]
     dovecote_notifications.assert_not_sent("bank.closed")
     dovecote_notifications.clear()
     assert dovecote_notifications.all() == []
