@@ -135,7 +135,7 @@ class NotificationHandler(Handler):
             started = time.monotonic()
             outcome = self._retry_or_park(
                 incoming, f"dovecote could not handle it: {describe(error)}", started)
-            self._report(None, self._name(incoming), outcome, started, error=error)
+            self._report(None, incoming, outcome, started, error=error)
 
     def _name(self, incoming: IncomingMessage) -> str:
         """The priority ``incoming`` names if an endpoint handles it (a bounded
@@ -143,16 +143,17 @@ class NotificationHandler(Handler):
         priority = _priority(incoming.message) if incoming.error is None else ""
         return priority if priority in self.callbacks else _instrument.UNKNOWN
 
-    def _report(self, probed: _instrument.Started | None, name: str, outcome: str,
-                started: float, *, count: int = 1, result: Any = None,
-                error: BaseException | None = None, endpoints: tuple[Any, ...] = (),
+    def _report(self, probed: _instrument.Started | None, incoming: IncomingMessage,
+                outcome: str, started: float, *, count: int = 1, result: Any = None,
+                error: BaseException | None = None, endpoints: Sequence[Any] = (),
                 timed: bool = True) -> None:
-        """Tell the probes how a dispatch ended (nothing when none listens)."""
+        """Tell the probes how a dispatch of ``incoming`` (of its group, for a
+        batch) ended; nothing is computed when none listens (the hot path)."""
         if probed is None and not _instrument.probes:
             return
         _instrument.dispatch_finished(probed, _instrument.Dispatched(
-            self.owner, "notification", name, outcome, time.monotonic() - started, result,
-            error, endpoints, count, timed))
+            self.owner, "notification", self._name(incoming), outcome,
+            time.monotonic() - started, result, error, tuple(endpoints), count, timed))
 
     def _internal_error(self, batch: Sequence[IncomingMessage], exc: Exception) -> bool:
         """The boundary's last line: a bug in dovecote (or a user object that
@@ -190,7 +191,7 @@ class NotificationHandler(Handler):
         problem = _malformed(incoming)
         if problem is not None:
             outcome = self._park(incoming, f"malformed notification: {problem}", started)
-            self._report(probed, _instrument.UNKNOWN, outcome, started)
+            self._report(probed, incoming, outcome, started)
             return None
         try:
             return self._entry(incoming)
@@ -199,7 +200,7 @@ class NotificationHandler(Handler):
             actor_log(self.log).error("dispatch.failed", **self._fields(incoming),
                                       outcome="error", stage="deserialize", error=describe(exc))
             outcome = self._retry_or_park(incoming, reason, started)
-            self._report(probed, self._name(incoming), outcome, started, error=exc)
+            self._report(probed, incoming, outcome, started, error=exc)
             return None
 
     def _chosen(self, rule: NotificationFilter | None, entry: dict[str, Any]) -> bool:
@@ -256,16 +257,16 @@ class NotificationHandler(Handler):
                 requeue_reason = "endpoint asked to requeue"
         if requeue_reason is not None:
             outcome = self._retry_or_park(incoming, requeue_reason, started)
-            self._report(probed, self._name(incoming), outcome, started, result=result,
-                         error=error, endpoints=tuple(ran))
+            self._report(probed, incoming, outcome, started, result=result,
+                         error=error, endpoints=ran)
             return False
         incoming.acknowledge()
         outcome = "handled" if ran else "filtered"
         if log.records_debug:
             log.debug("dispatch.ok", **self._fields(incoming), outcome=outcome,
                       duration_ms=elapsed_ms(started))
-        self._report(probed, self._name(incoming), outcome, started, result=result,
-                     endpoints=tuple(ran))
+        self._report(probed, incoming, outcome, started, result=result,
+                     endpoints=ran)
         return True
 
     def _retry_or_park(self, incoming: IncomingMessage, reason: str, started: float) -> str:
@@ -353,21 +354,21 @@ class NotificationHandler(Handler):
             except BaseException as exc:  # noqa: BLE001 - requeued or parked, never lost
                 requeue_reason = self._failed(stage, exc, {"batch": len(group)})
                 error = error or exc
-        name = self._name(group[0][0])
+        first = group[0][0]
         if requeue_reason is not None:
             outcomes = collections.Counter(
                 self._retry_or_park(incoming, requeue_reason, started) for incoming, _ in group)
             timed = True
             for outcome, count in outcomes.items():  # the first report ends the span
-                self._report(probed, name, outcome, started, count=count, result=result,
-                             error=error, endpoints=tuple(ran), timed=timed)
+                self._report(probed, first, outcome, started, count=count, result=result,
+                             error=error, endpoints=ran, timed=timed)
                 probed = [(probe, None) for probe, _ in probed] if probed else None
                 timed = False
             return False
         for incoming, _ in group:
             incoming.acknowledge()
-        self._report(probed, name, "handled" if ran else "filtered", started, count=len(group),
-                     result=result, endpoints=tuple(ran))
+        self._report(probed, first, "handled" if ran else "filtered", started,
+                     count=len(group), result=result, endpoints=ran)
         log = actor_log(self.log)
         if log.records_debug:
             log.debug("dispatch.ok", outcome="handled", batch=len(group),
