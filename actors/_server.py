@@ -123,6 +123,12 @@ class MessageHandlingServer:
         return not self._stopped.is_set()
 
     @property
+    def stopping(self) -> threading.Event:
+        """Set by :meth:`stop` (until the next start): waits of work in flight
+        (a settlement's back-off, say) are cut short on it."""
+        return self._stopping
+
+    @property
     def in_flight(self) -> int:
         """Messages taken from the transports and not finished yet (at most
         ``max_in_flight``). Read without the lock: never waits on a starting server."""

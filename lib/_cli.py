@@ -10,12 +10,14 @@
     dovecote events URL TOPIC --server S [--follow] ...             a server's events
     dovecote logs FILE [--trace MSG_ID] ...                         filter JSON-line logs
     dovecote url URL                                                how a URL parses
-    dovecote dead-letters take|replay URL TOPIC PRIORITY            parked notifications
+    dovecote dead-letters take|peek|replay URL TOPIC PRIORITY       parked notifications
 
 Every subcommand takes ``--json`` (after its name) for output a script can
 read. Exit status: 0 done, 1 the call failed at the other end (a remote
-error, no reply), 2 bad input (bad JSON, an unknown method, a bad URL, an
-unreachable broker). Passwords are masked everywhere.
+error, no reply, no server of the topic), 2 bad input (bad JSON or JSON
+nested too deeply, a timeout that is not a number of seconds up to a day, an
+unknown method or priority, a bad URL, an unreachable broker). Passwords are
+masked everywhere; what peers sent is escaped for the terminal.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def _rpc(parser: argparse.ArgumentParser, *, method: bool = True) -> None:
     if method:
         parser.add_argument("method")
     parser.add_argument("--server", help="one server of the topic (target.server)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds, at most 86400 (default 30)")
 
 
 def _call_options(parser: argparse.ArgumentParser) -> None:
@@ -106,12 +109,15 @@ def _inspect_commands(sub: Any) -> None:
     logs.add_argument("--trace", metavar="MSG_ID", help="one message's way through the actors")
     url = sub.add_parser("url", help="how a transport URL parses, and its driver")
     url.add_argument("url")
-    dead = sub.add_parser("dead-letters", help="read or replay parked notifications")
-    dead.add_argument("action", choices=["take", "replay"])
+    dead = sub.add_parser(
+        "dead-letters", help="read, remove or replay parked notifications",
+        description="take: print and remove; peek (or list): print and leave parked; "
+        "replay: send again what is parked now, then stop.")
+    dead.add_argument("action", choices=["take", "peek", "list", "replay"])
     dead.add_argument("url")
     dead.add_argument("topic")
-    dead.add_argument("priority")
-    dead.add_argument("--limit", type=int, default=None)
+    dead.add_argument("priority", help=f"one of {', '.join(commands.PRIORITIES)}")
+    dead.add_argument("--limit", type=int, default=None, help="at most this many")
     dead.add_argument("--timeout", type=float, default=1.0,
                       help="stop once nothing arrived for this long (seconds)")
 
@@ -145,7 +151,7 @@ def run() -> None:
     try:
         configure_logging(level=level)
     except ValueError as exc:
-        print(f"dovecote: DOVECOTE_LOG_LEVEL: {exc}", file=sys.stderr)
+        commands.err(f"DOVECOTE_LOG_LEVEL: {exc}")
         sys.exit(2)
     sys.exit(main())
 

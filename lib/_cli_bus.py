@@ -21,11 +21,11 @@ from ._cli_support import (
     json_object,
     json_value,
     open_transport,
-    positive,
     progress,
+    show,
     to_json,
 )
-from ._dead_letters import replay_dead_letters, take_dead_letters
+from ._dead_letters import dead_letter_queue, replay, take_dead_letters
 from ._notification_listener import get_notification_listener
 from ._notifier import Notifier
 from ._rpc_server import get_rpc_server
@@ -37,6 +37,14 @@ __all__ = ["dead_letters", "listen", "notify", "serve", "url"]
 
 #: How long ``listen`` and ``serve`` wait for their listeners to attach.
 STARTUP_TIMEOUT = 15.0
+
+#: ``x-expires`` of the pool queue ``listen`` makes for itself (seconds): a
+#: ``listen`` killed with SIGKILL (or whose host died) leaves at most a
+#: minute of notifications behind, while a running one that lost its
+#: connection finds its queue again (the listener's longest wait between
+#: reconnections, ``rabbit_interval_max``, is 30 s). The transport's
+#: ``rabbit_transient_queues_ttl`` (30 minutes) would let it collect far more.
+LISTEN_POOL_TTL = 60
 
 
 def notify(args: argparse.Namespace) -> int:
@@ -51,38 +59,58 @@ def notify(args: argparse.Namespace) -> int:
         print(to_json({"sent": True, "topic": f"{args.topic}.{priority}",
                        "event_type": args.event_type}))
     else:
-        print(f"sent {args.event_type} to {args.topic}.{priority}")
+        show(f"sent {args.event_type} to {args.topic}.{priority}")
     return 0
 
 
-def _printer(priorities: list[str], *, as_json: bool) -> Any:
-    """An endpoint printing every notification of ``priorities``, one per line."""
+def notification_line(priority: str, publisher_id: Any, event_type: Any, payload: Any,
+                      metadata: Any) -> str:
+    """How ``listen`` shows one notification to a human (:func:`show` escapes it)."""
+    stamp = metadata.get("timestamp", "") if isinstance(metadata, dict) else ""
+    return (f"{stamp}  {priority:<8}  {event_type}  publisher={publisher_id}  "
+            f"payload={to_json(payload)}")
+
+
+def _printer(priorities: list[str], *, as_json: bool, stop: threading.Event) -> Any:
+    """An endpoint printing every notification of ``priorities``, one per line.
+    It never fails (a notification it failed on would be parked on the real
+    ``<topic>.<priority>.dead``): once stdout is gone (``listen | head``), it
+    sets ``stop``."""
 
     def method(priority: str) -> Callable[..., None]:
-        def show(ctxt: Any, publisher_id: str, event_type: str, payload: Any,
-                 metadata: dict[str, Any]) -> None:
-            if as_json:
-                line = to_json({"priority": priority, "publisher_id": publisher_id,
-                                "event_type": event_type, "payload": payload, "ctxt": ctxt,
-                                "metadata": metadata})
-            else:
-                line = (f"{metadata.get('timestamp', '')}  {priority:<8}  {event_type}  "
-                        f"publisher={publisher_id}  payload={to_json(payload)}")
-            print(line, flush=True)
-        return show
+        def printed(ctxt: Any, publisher_id: Any, event_type: Any, payload: Any,
+                    metadata: Any) -> None:
+            if stop.is_set():
+                return
+            try:
+                if as_json:
+                    print(to_json({"priority": priority, "publisher_id": publisher_id,
+                                   "event_type": event_type, "payload": payload,
+                                   "ctxt": ctxt, "metadata": metadata}), flush=True)
+                else:
+                    show(notification_line(priority, publisher_id, event_type, payload,
+                                           metadata))
+            except OSError:  # the reader is gone: stop, quietly
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+                stop.set()
+        return printed
 
     return type("Printer", (), {p: staticmethod(method(p)) for p in priorities})()
 
 
-def _until_signal(server: Any, what: str, ready: str) -> None:
-    """Run ``server`` until Ctrl+C or SIGTERM, saying ``ready`` on stderr once
-    its listeners are attached (exit status 2 when they cannot attach)."""
-    stop = threading.Event()
+def _until_signal(server: Any, what: str, ready: str,
+                  stop: threading.Event | None = None) -> None:
+    """Run ``server`` until Ctrl+C, SIGTERM or ``stop``, saying ``ready`` on
+    stderr once its listeners are attached (exit status 2 when they cannot
+    attach)."""
+    stop = stop or threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         server.start()
         _attached(server, what)
-        print(ready, file=sys.stderr, flush=True)
+        show(ready, stream=sys.stderr)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -115,25 +143,29 @@ def _started(server: Any) -> bool:
 
 def listen(args: argparse.Namespace) -> int:
     """``dovecote listen``: print notifications until Ctrl+C or SIGTERM, in a
-    pool of its own (deleted on exit) unless ``--pool`` names one."""
+    pool of its own (deleted on exit, and expiring a minute after a ``listen``
+    that could not delete it) unless ``--pool`` names one."""
     priorities = args.priority or PRIORITIES
     own = args.pool is None
     pool = args.pool or f"dovecote-listen-{uuid.uuid4().hex[:12]}"
-    with open_transport(args.url) as transport:
+    options = {"notification_pool_ttl": LISTEN_POOL_TTL} if own else {}
+    stop = threading.Event()
+    with open_transport(args.url, **options) as transport:
         server = get_notification_listener(
-            transport, [Target(topic=args.topic)], [_printer(priorities, as_json=args.json)],
+            transport, [Target(topic=args.topic)],
+            [_printer(priorities, as_json=args.json, stop=stop)],
             pool=pool, executor="threading", max_workers=1, name=pool)
         shared = ("its own queue, removed on exit: the real listeners keep every notification"
                   if own else "a pool you named: its members SHARE the notifications")
         ready = (f"listening to {args.topic}.{{{','.join(priorities)}}} in pool {pool} "
                  f"({shared}); Ctrl+C stops")
         try:
-            _until_signal(server, f"listen on {transport.url}", ready)
+            _until_signal(server, f"listen on {transport.url}", ready, stop)
         finally:
             if own and _started(server):
                 transport.driver.delete_queue(pool)
                 transport.driver.delete_queue(f"{pool}.dead")
-                print(f"removed pool {pool}", file=sys.stderr, flush=True)
+                show(f"removed pool {pool}", stream=sys.stderr)
     return 0
 
 
@@ -173,7 +205,6 @@ def serve(args: argparse.Namespace) -> int:
     """``dovecote serve``: run an RPC server, control endpoint on, until
     Ctrl+C or SIGTERM."""
     endpoints = _import_endpoints(args.endpoints)
-    positive("--workers", args.workers)
     with open_transport(args.url) as transport:
         target = Target(topic=args.topic, server=args.server or os.uname().nodename)
         server = get_rpc_server(transport, target, endpoints, executor=args.executor,
@@ -200,7 +231,7 @@ def _serve_blocking(server: Any, what: str, ready: str) -> None:
             failure.append(exc)
             server.stop()
         else:
-            print(ready, file=sys.stderr, flush=True)
+            show(ready, stream=sys.stderr)
 
     previous = signal.signal(signal.SIGTERM, lambda *_: server.stop())
     threading.Thread(target=announce, name="dovecote-serve-ready", daemon=True).start()
@@ -227,32 +258,67 @@ def url(args: argparse.Namespace) -> int:
         print(to_json(found))
     else:
         for key, value in found.items():
-            print(f"{key + ':':<14}{value if isinstance(value, str) else to_json(value)}")
+            show(f"{key + ':':<14}{value if isinstance(value, str) else to_json(value)}")
     return 0
 
 
+def _priority(text: str) -> str:
+    """A notification priority as its dead-letter queue names it (``warning``
+    is ``warn``), else :class:`BadInput`."""
+    priority = text.lower()
+    priority = "warn" if priority == "warning" else priority
+    if priority not in PRIORITIES:
+        msg = f"unknown priority {text!r}: one of {', '.join(PRIORITIES)}"
+        raise BadInput(msg)
+    return priority
+
+
 def dead_letters(args: argparse.Namespace) -> int:
-    """``dovecote dead-letters take|replay``: read (and remove) or resend."""
+    """``dovecote dead-letters take|peek|replay``: read and remove, read and
+    leave, or send again what is parked on ``<topic>.<priority>.dead``; a
+    queue that does not exist is "no dead letters", never declared."""
+    priority = _priority(args.priority)
+    where = f"{args.topic}.{priority}"
     with open_transport(args.url) as transport:
-        if args.action == "take":
-            for dead in take_dead_letters(transport, args.topic, args.priority,
-                                          limit=args.limit, timeout=args.timeout):
-                record = {"reason": dead.reason, "redeliveries": dead.redeliveries,
-                          "error": dead.error, "ctxt": dead.ctxt, "message": dead.message}
-                if args.json:
-                    print(to_json(record))
-                else:
-                    print(f"{dead.message.get('event_type', '?')}  redeliveries="
-                          f"{dead.redeliveries}  reason={dead.reason or dead.error}  "
-                          f"payload={to_json(dead.message.get('payload'))}")
+        info = transport.driver.queue_info(dead_letter_queue(args.topic, priority))
+        if info is not None and not info[1]:  # none, or none waiting: say so at once
+            if args.action == "replay" and args.json:
+                print(to_json({"replayed": 0, "to": where, "undecodable": 0}))
+            elif not args.json:
+                show(f"no dead letters for {where}")
             return 0
-        show = progress()
-        count = replay_dead_letters(transport, args.topic, args.priority, limit=args.limit,
-                                    timeout=args.timeout, progress=show)
-        if show is not None:
-            print(file=sys.stderr)
+        if args.action == "replay":
+            return _replay(transport, args, priority)
+        for dead in take_dead_letters(transport, args.topic, priority, limit=args.limit,
+                                      timeout=args.timeout, remove=args.action == "take"):
+            if args.json:
+                print(to_json({"reason": dead.reason, "redeliveries": dead.redeliveries,
+                               "error": dead.error, "ctxt": dead.ctxt,
+                               "message": dead.message}))
+            else:
+                message = dead.message
+                show(f"{message.get('event_type', '?')}  redeliveries={dead.redeliveries}  "
+                     f"reason={dead.reason or dead.error}  "
+                     f"payload={to_json(message.get('payload'))}")
+    return 0
+
+
+def _replay(transport: Any, args: argparse.Namespace, priority: str) -> int:
+    """Replay what is parked now (at most ``--limit``), then say what was done."""
+    where = f"{args.topic}.{priority}"
+    counter = progress()
+    done = replay(transport, args.topic, priority, limit=args.limit, timeout=args.timeout,
+                  progress=counter)
+    if counter is not None:
+        print(file=sys.stderr)
     if args.json:
-        print(to_json({"replayed": count, "to": f"{args.topic}.{args.priority}"}))
-    else:
-        print(f"replayed {count} notification(s) to {args.topic}.{args.priority}")
+        print(to_json({"replayed": done.replayed, "to": where,
+                       "undecodable": done.undecodable}))
+        return 0
+    show(f"replayed {done.replayed} notification(s) to {where}")
+    if done.undecodable:
+        show(f"left {done.undecodable} that cannot be decoded on "
+             f"{dead_letter_queue(args.topic, priority)}")
+    if done.came_back:
+        show("stopped where the first one replayed came back: its endpoint still fails")
     return 0

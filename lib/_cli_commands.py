@@ -13,10 +13,10 @@ from collections.abc import Callable
 from . import _cli_bus as bus
 from . import _cli_rpc as rpc
 from ._cli_logs import logs
-from ._cli_support import PRIORITIES, BadInput, Failed, err, first_line
+from ._cli_support import PRIORITIES, BadInput, Failed, err, first_line, positive, seconds
 from ._errors import InvalidTransportURL, MessageDeliveryFailure, MessagingException
 
-__all__ = ["NOTIFY_PRIORITIES", "PRIORITIES", "run"]
+__all__ = ["NOTIFY_PRIORITIES", "PRIORITIES", "err", "run"]
 
 #: What ``notify --priority`` accepts (``warning`` is sent as ``warn``).
 NOTIFY_PRIORITIES = [*PRIORITIES[:4], "warning", *PRIORITIES[4:]]
@@ -28,11 +28,21 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse counts and times no command can use, before anything is sent:
+    ``--timeout`` above 0 and at most a day (not ``inf`` or ``nan``), counts
+    above 0."""
+    seconds("--timeout", getattr(args, "timeout", None))
+    for option in ("count", "limit", "workers"):
+        positive(f"--{option}", getattr(args, option, None))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand ``args`` names; returns the exit status: 0 done,
     1 the other end failed or did not answer, 2 bad input (including a bad
     URL and a broker that cannot be reached)."""
     try:
+        _check_numbers(args)
         return _COMMANDS[args.command](args)
     except BadInput as exc:
         err(str(exc))

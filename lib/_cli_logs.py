@@ -11,7 +11,7 @@ from typing import Any
 
 from dovecote.actors._inspect import about, as_epoch, trace_events
 
-from ._cli_support import BadInput, event_line, to_json
+from ._cli_support import BadInput, event_line, show, to_json
 
 __all__ = ["filter_log", "log_trace", "logs", "read_log", "trace_lines"]
 
@@ -93,9 +93,9 @@ def logs(args: argparse.Namespace) -> int:
             msg = f"no line of {args.file} is about message {args.trace!r}"
             raise BadInput(msg)
         for line in ([to_json(s) for s in steps] if args.json else trace_lines(steps)):
-            print(line)
+            show(line)  # JSON is ASCII: unchanged
         return 0
     for record in filter_log(records, actor=args.actor, event=args.event, msg_id=args.msg_id,
                              since=args.since):
-        print(to_json(record) if args.json else event_line(record))
+        show(to_json(record) if args.json else event_line(record))
     return 0

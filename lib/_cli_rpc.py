@@ -1,5 +1,12 @@
 """The ``dovecote`` subcommands that call a server: ``call``, ``cast``,
-``ping``, and the control endpoint's ``actors`` and ``events``."""
+``ping``, and the control endpoint's ``actors`` and ``events``.
+
+Their messages go out mandatory (``at_least_once``) and, where the transport
+can tell, after a look for the target's queue: a topic or server that does
+not exist is "no server of topic X" at once (exit status 1), not a wait for
+the whole timeout. ``amqp1://`` cannot return an unroutable message, so there
+the look alone tells (``addressing=rabbitmq``); where neither can, the
+command waits for its timeout as before."""
 
 from __future__ import annotations
 
@@ -15,13 +22,14 @@ from ._cli_support import (
     first_line,
     json_object,
     open_transport,
-    positive,
+    show,
     table,
     to_json,
 )
 from ._control import CONTROL_NAMESPACE, MAX_EVENTS
 from ._errors import (
     MessageDeliveryFailure,
+    MessageUndeliverable,
     MessagingException,
     MessagingTimeout,
     NoSuchMethod,
@@ -37,14 +45,30 @@ __all__ = ["actors", "call", "cast", "events", "ping"]
 
 def _client(transport: Transport, args: argparse.Namespace, *, namespace: str | None = None,
             version: str | None = None, fanout: bool = False) -> Any:
-    positive("--timeout", args.timeout)
+    """A client for the command's target: mandatory unless it is a fanout."""
     target = Target(topic=args.topic, server=args.server, namespace=namespace,
                     version=version, fanout=fanout)
-    return get_rpc_client(transport, target, timeout=args.timeout, retry=0)
+    return get_rpc_client(transport, target, timeout=args.timeout, retry=0,
+                          transport_options=None if fanout else {"at_least_once": True})
 
 
 def _where(args: argparse.Namespace) -> str:
     return f"{args.topic}.{args.server}" if args.server else str(args.topic)
+
+
+def _no_server(args: argparse.Namespace) -> Failed:
+    server = f" {args.server}" if args.server else ""
+    return Failed(f"no server{server} of topic {args.topic}: nothing receives its messages "
+                  "(check the topic and --server, or start the server)")
+
+
+def _exists(transport: Transport, args: argparse.Namespace) -> None:
+    """Fail at once when the target's queue (``<topic>`` or ``<topic>.<server>``,
+    which every server of it declares) does not exist, where the transport can
+    tell: the check for a transport that cannot return unroutable messages."""
+    info = transport.driver.queue_info(_where(args))
+    if info is not None and not info[0]:
+        raise _no_server(args)
 
 
 def _remote_call(client: Any, ctxt: dict[str, Any], method: str, args: argparse.Namespace,
@@ -58,11 +82,14 @@ def _remote_call(client: Any, ctxt: dict[str, Any], method: str, args: argparse.
         msg = (f"{_where(args)} has no {what} {method!r} (namespace "
                f"{getattr(args, 'namespace', None)!r}, version {getattr(args, 'version', None)!r})"
                ": check the method name, --namespace and --version")
-        raise BadInput(msg) from None
+        where = first_line(exc).partition("; ")[2]  # the server's "exists in ..." hint
+        raise BadInput(f"{msg} ({where})" if where else msg) from None
     except MessagingTimeout:
         msg = (f"no reply from {_where(args)} within {args.timeout:g} s: is a server of that "
                f"topic running? (--timeout waits longer)")
         raise Failed(msg) from None
+    except MessageUndeliverable:
+        raise _no_server(args) from None
     except MessageDeliveryFailure:
         raise
     except MessagingException as exc:
@@ -93,9 +120,14 @@ def call(args: argparse.Namespace) -> int:
     """``dovecote call``: print the result, or the remote error (exit 1)."""
     kwargs, ctxt = json_object("--args", args.args), json_object("--ctxt", args.ctxt)
     with open_transport(args.url) as transport:
+        _exists(transport, args)
         client = _client(transport, args, namespace=args.namespace, version=args.version)
         result = _remote_call(client, ctxt, args.method, args, **kwargs)
-    print(to_json(result) if args.json else to_json(result, indent=2))
+    if args.json:
+        print(to_json(result))
+    else:
+        for line in to_json(result, indent=2).split("\n"):
+            show(line)
     return 0
 
 
@@ -103,23 +135,28 @@ def cast(args: argparse.Namespace) -> int:
     """``dovecote cast``: send without waiting for an answer."""
     kwargs, ctxt = json_object("--args", args.args), json_object("--ctxt", args.ctxt)
     with open_transport(args.url) as transport:
+        if not args.fanout:
+            _exists(transport, args)
         client = _client(transport, args, namespace=args.namespace, version=args.version,
                          fanout=args.fanout)
-        client.cast(ctxt, args.method, **kwargs)
+        try:
+            client.cast(ctxt, args.method, **kwargs)
+        except MessageUndeliverable:
+            raise _no_server(args) from None
     if args.json:
         print(to_json({"sent": True, "topic": args.topic, "server": args.server,
                        "method": args.method, "fanout": args.fanout}))
     else:
-        print(f"cast {args.method} to {_where(args)}{' (fanout)' if args.fanout else ''}")
+        show(f"cast {args.method} to {_where(args)}{' (fanout)' if args.fanout else ''}")
     return 0
 
 
 def ping(args: argparse.Namespace) -> int:
     """``dovecote ping``: round-trip times of the control endpoint's ``ping``
     (oslo.messaging's ``oslo_rpc_server_ping`` for a server without it)."""
-    positive("--count", args.count)
     times: list[float] = []
     with open_transport(args.url) as transport:
+        _exists(transport, args)
         control = _client(transport, args, namespace=CONTROL_NAMESPACE, version="1.0")
         oslo = _client(transport, args)
         method = "ping"
@@ -135,15 +172,15 @@ def ping(args: argparse.Namespace) -> int:
                 _remote_call(oslo, {}, method, args)
             times.append((time.perf_counter() - began) * 1000)
             if not args.json:
-                print(f"pong from {_where(args)}: {times[-1]:.2f} ms", flush=True)
+                show(f"pong from {_where(args)}: {times[-1]:.2f} ms")
     summary = {"target": _where(args), "rtt_ms": [round(t, 3) for t in times],
                "min_ms": round(min(times), 3), "avg_ms": round(sum(times) / len(times), 3),
                "max_ms": round(max(times), 3)}
     if args.json:
         print(to_json(summary))
     else:
-        print(f"{len(times)} pong(s): min {summary['min_ms']:.2f} / avg "
-              f"{summary['avg_ms']:.2f} / max {summary['max_ms']:.2f} ms")
+        show(f"{len(times)} pong(s): min {summary['min_ms']:.2f} / avg "
+             f"{summary['avg_ms']:.2f} / max {summary['max_ms']:.2f} ms")
     return 0
 
 
@@ -164,21 +201,23 @@ _ACTOR_COLUMNS = ["kind", "actor", "target", "alive", "mailbox", "handled", "fai
 def actors(args: argparse.Namespace) -> int:
     """``dovecote actors``: a remote server's actors, as a table."""
     with open_transport(args.url) as transport:
+        _exists(transport, args)
         records = _control(transport, args, "actors")
     if args.json:
         print(to_json(records))
     else:
-        print(table(records, _ACTOR_COLUMNS))
+        for line in table(records, _ACTOR_COLUMNS):
+            show(line)
     return 0
 
 
 def events(args: argparse.Namespace) -> int:
     """``dovecote events``: a remote server's recent events (``--follow``: and
     new ones, until Ctrl+C)."""
-    positive("--limit", args.limit)
     since: float | None = None  # the server's clock: the last event's time
     answered = False
     with open_transport(args.url) as transport:
+        _exists(transport, args)
         try:
             while True:
                 try:
@@ -195,7 +234,10 @@ def events(args: argparse.Namespace) -> int:
                 else:
                     answered = True
                 for event in found:
-                    print(to_json(event) if args.json else event_line(event), flush=True)
+                    if args.json:
+                        print(to_json(event), flush=True)
+                    else:
+                        show(event_line(event))
                 if found:
                     since = max(float(e.get("time", 0)) for e in found)
                 if not args.follow:

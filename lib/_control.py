@@ -18,7 +18,10 @@ from ._target import Target
 if TYPE_CHECKING:
     from .actors import MessageHandlingServer
 
-__all__ = ["CONTROL_NAMESPACE", "ControlEndpoint", "PingEndpoint", "public_event"]
+__all__ = [
+    "CONTROL_NAMESPACE", "ControlEndpoint", "PingEndpoint", "is_control_endpoint",
+    "public_event",
+]
 
 CONTROL_NAMESPACE = "dovecote.control"
 #: The most events one ``events`` call returns.
@@ -78,3 +81,9 @@ class PingEndpoint:
 
     def oslo_rpc_server_ping(self, ctxt: Any, **kwargs: Any) -> str:
         return "pong"
+
+
+def is_control_endpoint(endpoint: Any) -> bool:
+    """Whether ``endpoint`` is one the server added (``control=True``): it must
+    never change what a caller of the application's endpoints gets."""
+    return isinstance(endpoint, (ControlEndpoint, PingEndpoint))

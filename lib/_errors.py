@@ -110,22 +110,25 @@ class RemoteError(MessagingException):
 
 
 class NoSuchMethod(MessagingException, AttributeError):
-    """No endpoint exposes the requested method."""
+    """No endpoint exposes the requested method (``hint``: where it is, when
+    it exists in another namespace or version)."""
 
-    def __init__(self, method: str) -> None:
-        super().__init__(f"Endpoint does not support RPC method {method}")
+    def __init__(self, method: str, *, hint: str = "") -> None:
+        msg = f"Endpoint does not support RPC method {method}"
+        super().__init__(f"{msg}; {hint}" if hint else msg)
         self.method = method
         self.args = (method,)
 
 
 class UnsupportedVersion(MessagingException):
-    """No endpoint supports the requested namespace and version."""
+    """No endpoint supports the requested namespace and version (``hint``: where
+    the method is, when it exists in another namespace or version)."""
 
-    def __init__(self, version: str, method: str | None = None) -> None:
+    def __init__(self, version: str, method: str | None = None, *, hint: str = "") -> None:
         msg = f"Endpoint does not support RPC version {version}"
         if method:
             msg = f"{msg}. Attempted method: {method}"
-        super().__init__(msg)
+        super().__init__(f"{msg}; {hint}" if hint else msg)
         self.version = version
         self.method = method
         self.args = (version, method)

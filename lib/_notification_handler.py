@@ -6,6 +6,11 @@ exception or a ``REQUEUE`` result sends it back to its queue (with
 reached, or when requeueing is not allowed, or when the body cannot be
 decoded, it is parked on ``<topic>.<priority>.dead`` with the reason. Nothing
 is dropped silently, and a poison message never blocks the ones behind it.
+
+Every delivery ends settled: a requeue or dead letter the broker refuses is
+tried again after a short back-off (see :mod:`._settling`), and when that
+fails too the delivery is released (given back to its queue unchanged), so the
+broker delivers it again and the listener's prefetch is never used up.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ._handling import (
 from ._logging import ActorLog, actor_log, get_logger
 from ._notification_filter import NotificationFilter
 from ._serializer import NoOpSerializer, Serializer
+from ._settling import settle_patiently
 
 if TYPE_CHECKING:
     from .drivers.base import IncomingMessage
@@ -136,6 +142,8 @@ class NotificationHandler(Handler):
             outcome = self._retry_or_park(
                 incoming, f"dovecote could not handle it: {describe(error)}", started)
             self._report(None, incoming, outcome, started, error=error)
+        with contextlib.suppress(Exception):
+            incoming.release()  # a no-op once settled above; never raises
 
     def _name(self, incoming: IncomingMessage) -> str:
         """The priority ``incoming`` names if an endpoint handles it (a bounded
@@ -269,17 +277,16 @@ class NotificationHandler(Handler):
                      endpoints=ran)
         return True
 
-    def _retry_or_park(self, incoming: IncomingMessage, reason: str, started: float) -> str:
+    def _retry_or_park(self, incoming: IncomingMessage, reason: str, started: float, *,
+                       patient: bool = True) -> str:
         """Requeue or park ``incoming``: ``"requeued"``, ``"dead_lettered"``, or
-        ``"unsettled"`` when the broker refused either (it redelivers it)."""
+        ``"released"`` when the broker refused either on every try (it delivers
+        it again). ``patient=False``: one try, no back-off (the rest of a batch
+        whose first message already waited)."""
         if self.allow_requeue and incoming.redeliveries < self.max_redeliveries:
-            try:
-                incoming.requeue()
-            except Exception as exc:  # noqa: BLE001 - left unsettled: the broker redelivers it
-                actor_log(self.log).error("notification.requeue_failed",
-                                          **self._fields(incoming), reason=reason,
-                                          error=describe(exc))
-                return "unsettled"
+            if not self._settle(incoming, "requeue", incoming.requeue, reason,
+                                patient=patient):
+                return self._release(incoming, reason, started)
             actor_log(self.log).warning("notification.requeued", **self._fields(incoming),
                         outcome="requeued", reason=reason,
                         redeliveries=incoming.redeliveries + 1,
@@ -287,19 +294,45 @@ class NotificationHandler(Handler):
             return "requeued"
         if self.allow_requeue:
             reason = f"{reason} (after {incoming.redeliveries} redeliveries)"
-        return self._park(incoming, reason, started)
+        return self._park(incoming, reason, started, patient=patient)
 
-    def _park(self, incoming: IncomingMessage, reason: str, started: float) -> str:
-        try:
-            queue = incoming.dead_letter(reason)
-        except Exception as exc:  # noqa: BLE001 - left unsettled: the broker redelivers it
-            actor_log(self.log).error("notification.dead_letter_failed",
-                      **self._fields(incoming), reason=reason, error=describe(exc))
-            return "unsettled"
+    def _park(self, incoming: IncomingMessage, reason: str, started: float, *,
+              patient: bool = True) -> str:
+        parked: list[str] = []
+        if not self._settle(incoming, "dead_letter",
+                            lambda: parked.append(incoming.dead_letter(reason)), reason,
+                            patient=patient):
+            return self._release(incoming, reason, started)
         actor_log(self.log).error("notification.dead_lettered", **self._fields(incoming),
-                  outcome="dead_lettered", reason=reason, queue=queue,
+                  outcome="dead_lettered", reason=reason, queue=parked[0],
                   duration_ms=elapsed_ms(started))
         return "dead_lettered"
+
+    def _settle(self, incoming: IncomingMessage, what: str, settle: Callable[[], object],
+                reason: str, *, patient: bool) -> bool:
+        """Run ``settle`` (a requeue or a dead letter) with the settle back-off
+        (see :mod:`._settling`), logging each failed try; ``False`` once every
+        try failed."""
+        def failed(attempt: int, retry_in: float | None, exc: Exception) -> None:
+            actor_log(self.log).error(f"notification.{what}_failed", **self._fields(incoming),
+                                      reason=reason, attempt=attempt, retry_in=retry_in,
+                                      error=describe(exc))
+
+        return settle_patiently(settle, failed=failed, patient=patient,
+                                stopping=getattr(self.owner, "stopping", None))
+
+    def _release(self, incoming: IncomingMessage, reason: str, started: float) -> str:
+        """Give ``incoming`` back to its queue unchanged: the broker delivers it
+        again (to this listener or another), so nothing is lost and the
+        listener's prefetch is freed. Each round of a poison message logs this."""
+        incoming.release()
+        actor_log(self.log).error("notification.released", **self._fields(incoming),
+                                  outcome="released", reason=reason,
+                                  redeliveries=incoming.redeliveries,
+                                  duration_ms=elapsed_ms(started),
+                                  hint="the broker refused its requeue or dead letter; "
+                                       "it is delivered again")
+        return "released"
 
     # -- batches ------------------------------------------------------------------
     def _run_batch(self, batch: list[IncomingMessage]) -> bool:
@@ -356,8 +389,10 @@ class NotificationHandler(Handler):
                 error = error or exc
         first = group[0][0]
         if requeue_reason is not None:
-            outcomes = collections.Counter(
-                self._retry_or_park(incoming, requeue_reason, started) for incoming, _ in group)
+            outcomes: collections.Counter[str] = collections.Counter()
+            for incoming, _ in group:  # one back-off per group, not one per message
+                outcomes[self._retry_or_park(incoming, requeue_reason, started,
+                                             patient="released" not in outcomes)] += 1
             timed = True
             for outcome, count in outcomes.items():  # the first report ends the span
                 self._report(probed, first, outcome, started, count=count, result=result,

@@ -11,6 +11,14 @@ Fixtures, all named ``dovecote_*``:
 * ``dovecote_notifications``: what the ``test`` notifier driver kept during
   the test (:class:`dovecote.testing.SentNotifications`), reset before and after.
 
+The helpers tests use with them live in :mod:`dovecote.testing`:
+``running(server)``, ``call_endpoint(...)``, and ``wait_for(server, "add")``,
+either around the send (``with wait_for(server, "add") as waited:``, which
+sees what the method returned) or as a plain call after it (it blocks until
+the server's event history shows the call handled, since the server started
+or since ``since=dovecote.testing.mark(server)``). A ``wait_for`` used the
+wrong way fails the test with a clear error; it never passes silently.
+
 Loading the plugin imports dovecote (not the drivers' client libraries) and
 nothing else; it defines no autouse fixture, so other test suites in the same
 environment are not affected.
@@ -26,7 +34,7 @@ import pytest
 
 from ._cli_support import open_transport
 from ._transport import Transport
-from ._url import TransportURL
+from ._url import TransportURL, mask_url
 from .testing import SentNotifications, forget_topic, unique_topic
 
 __all__ = [
@@ -63,7 +71,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     try:
         shown = str(TransportURL.parse(url))  # the password masked
     except Exception:  # noqa: BLE001 - the fixture reports a bad URL; the header stays quiet
-        shown = url.partition("://")[0] + "://..."
+        shown = mask_url(url)
     return f"dovecote: transports on {shown}"
 
 

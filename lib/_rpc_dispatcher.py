@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
+from ._control import CONTROL_NAMESPACE, is_control_endpoint
 from ._endpoints import (
     DefaultRPCAccessPolicy,
     RPCAccessPolicyBase,
@@ -37,6 +38,8 @@ __all__ = ["BadRequest", "Found", "RPCDispatcher", "Route"]
 
 #: The longest namespace or version a request may name (they key caches).
 _MAX_NAME = 255
+#: How many other places of a method an error text lists at most.
+_PLACES_SHOWN = 5
 
 
 class BadRequest(ValueError):
@@ -115,21 +118,30 @@ class RPCDispatcher:
         # (namespace, method) -> [(version, func, actor_ref, endpoint)], in endpoint order
         self._routes: dict[tuple[str | None, str], list[
             tuple[str, Callable[..., Any], pykka.ActorRef[Any] | None, Any]]] = {}
-        self._versions: dict[str | None, list[str]] = {}
+        # What tells NoSuchMethod from UnsupportedVersion, and where else a method
+        # is: the application's endpoints and the control endpoints apart, so the
+        # control namespace never changes what an application caller gets.
+        self._versions: dict[bool, dict[str | None, list[str]]] = {False: {}, True: {}}
+        self._places: dict[bool, dict[str, list[tuple[str | None, str]]]] = {False: {}, True: {}}
         #: Whether any endpoint is an actor (only then does the hub look requests up).
         self.has_actors = False
         for endpoint in self.endpoints:
             target = endpoint_target(endpoint)
             version = target.version or "1.0"
+            control = is_control_endpoint(endpoint)
             ref = actor_ref_of(endpoint)
             if ref is not None:
                 install_invoker(ref)
                 self.has_actors = True
+            methods = endpoint_methods(endpoint, policy)
             for namespace in target.accepted_namespaces:
-                self._versions.setdefault(namespace, []).append(version)
-                for name, func in endpoint_methods(endpoint, policy).items():
+                self._versions[control].setdefault(namespace, []).append(version)
+                for name, func in methods.items():
                     self._routes.setdefault((namespace, name), []).append(
                         (version, func, ref, endpoint))
+                    places = self._places[control].setdefault(name, [])
+                    if (namespace, version) not in places:
+                        places.append((namespace, version))
 
     def lookup(self, message: Mapping[str, Any]) -> Found:
         """Where a request goes, or :class:`BadRequest`, :class:`NoSuchMethod`
@@ -156,14 +168,26 @@ class RPCDispatcher:
             for route_version, func, ref, endpoint in self._routes.get((namespace, method), ()):
                 if version_is_compatible(route_version, version):
                     return Found(method, func, ref, args, endpoint)
-            compatible = any(
-                version_is_compatible(v, version) for v in self._versions.get(namespace, ())
-            )
+            error = self._not_found(method[:_MAX_NAME], namespace, version)
         except ValueError:
             raise BadRequest(f"version {clip(version)} is not of the form 'major.minor'") from None
+        raise error
+
+    def _not_found(self, method: str, namespace: str | None,
+                   version: str) -> NoSuchMethod | UnsupportedVersion:
+        """What a caller gets for a request no endpoint takes: ``NoSuchMethod``
+        when an endpoint of that namespace has a compatible version, else
+        ``UnsupportedVersion`` (as oslo.messaging decides), saying where else
+        the method is. The control endpoints count only for requests to their
+        own namespace: with or without them an application caller gets the same."""
+        views = (False, True) if namespace == CONTROL_NAMESPACE else (False,)
+        compatible = any(version_is_compatible(known, version)
+                         for view in views for known in self._versions[view].get(namespace, ()))
+        hint = _elsewhere(method, [place for view in views
+                                   for place in self._places[view].get(method, ())])
         if compatible:
-            raise NoSuchMethod(method[:_MAX_NAME])
-        raise UnsupportedVersion(version, method=method[:_MAX_NAME])
+            return NoSuchMethod(method, hint=hint)
+        return UnsupportedVersion(version, method=method, hint=hint)
 
     def prepare_call(self, found: Found, ctxt: Mapping[str, Any]) -> Route:
         """Deserialize the context and arguments (the serializer is user code:
@@ -172,3 +196,21 @@ class RPCDispatcher:
         args = {str(key): self.serializer.deserialize_entity(context, value)
                 for key, value in found.args.items()}
         return Route(found.method, found.func, context, args)
+
+
+def _elsewhere(method: str, places: list[tuple[str | None, str]]) -> str:
+    """``method 'x' exists in namespace 'y' (version 2.0)``: where a method the
+    endpoints expose is (their namespaces and versions, nothing else), or ""."""
+    if not places:
+        return ""
+    by_namespace: dict[str | None, list[str]] = {}
+    for namespace, version in places:
+        by_namespace.setdefault(namespace, []).append(version)
+    shown = []
+    for namespace, versions in list(by_namespace.items())[:_PLACES_SHOWN]:
+        where = "the default namespace" if namespace is None else f"namespace {namespace!r}"
+        label = "version" if len(versions) == 1 else "versions"
+        shown.append(f"{where} ({label} {', '.join(versions)})")
+    more = len(by_namespace) - _PLACES_SHOWN
+    return (f"method {method!r} exists in {'; '.join(shown)}"
+            f"{f'; and {more} more namespaces' if more > 0 else ''}")

@@ -57,6 +57,9 @@ class _CapturedRequest(IncomingMessage):
     def dead_letter(self, reason: str) -> str:
         return ""
 
+    def release(self) -> None:
+        """Nothing to give back: there is no broker."""
+
 
 def _no_done(_count: int, _ok: bool) -> None:  # noqa: FBT001 - the Done signature
     """Work finished outside a job (an endpoint actor): the reply says how."""

@@ -1,23 +1,47 @@
 """``wait_for``: wait until a server (or an endpoint) has handled what a test sent.
 
-A :class:`Waiter` is a context manager entered before the action, like
-nameko's ``entrypoint_waiter``: its probe (see :mod:`dovecote._instrument`)
-is registered on entry, so a request handled before the block even ends is
-never missed, and the wait happens on exit.
+Two forms, told apart by how the call is written:
+
+* ``with wait_for(server, "add") as waited: ...``: a :class:`Waiter` entered
+  before the action, like nameko's ``entrypoint_waiter``: its probe (see
+  :mod:`dovecote._instrument`) is registered on entry, so a request handled
+  before the block even ends is never missed; the wait happens on exit, and
+  ``waited`` holds what the methods returned or raised;
+* ``wait_for(server, "add")`` as a plain call blocks there and then, counting
+  in the server's event history (``server.events()``) what it handled since it
+  started, or since ``since=mark(server)``; it fails with ``AssertionError``
+  when the count is not met in time.
+
+Python cannot tell which form a call's result will be used in, so
+:func:`wait_for` reads it from its caller's code: the instruction after the
+call enters a ``with`` block or it does not. Either way a misuse fails loudly:
+a plain-call waiter (or one made through a helper function) refuses to be
+entered afterwards, and one that never waits cannot pass silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import dis
+import functools
+import sys
 import threading
 import time
-from types import TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import Any
 
 from . import _instrument
 from ._endpoints import actor_ref_of
+from ._testing_history import (
+    Mark,
+    ended_in_history,
+    history_note,
+    history_server,
+    mark,
+    watched_name,
+)
 
-__all__ = ["Handled", "Waiter", "wait_for"]
+__all__ = ["Handled", "Mark", "Waiter", "mark", "wait_for"]
 
 #: What a failure message lists at most of the dispatches that did not match.
 _OTHERS_SHOWN = 5
@@ -25,6 +49,13 @@ _OTHERS_SHOWN = 5
 _GOOD = frozenset({"ok", "handled", "filtered"})
 #: What a waiter's probe answers when a dispatch starts: it began while the waiter listened.
 _SEEN_START = object()
+#: How often a plain call reads the server's event history while it waits.
+_HISTORY_POLL = 0.02
+#: The instructions that enter a ``with`` block (3.11 to 3.13; 3.14 loads
+#: ``__exit__`` with LOAD_SPECIAL after a COPY), and those passed over on the way.
+_ENTERS_WITH = frozenset({"BEFORE_WITH", "SETUP_WITH", "BEFORE_ASYNC_WITH",
+                          "SETUP_ASYNC_WITH", "LOAD_SPECIAL"})
+_PASSED_OVER = frozenset({"CACHE", "NOP", "EXTENDED_ARG", "COPY"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,21 +109,26 @@ class Waiter(_instrument.Probe):
         self._ref = actor_ref_of(watched)
         self._cond = threading.Condition()
         self._entered = 0.0
+        #: Set once a plain call counted in the event history (it cannot be entered).
+        self._plain: str | None = None
 
     # -- what a test reads ------------------------------------------------------------
     @property
     def results(self) -> list[Any]:
         """What each matching request or notification endpoint returned, in order."""
+        self._needs_probe("results")
         return [record.result for record in self.records]
 
     @property
     def errors(self) -> list[BaseException]:
         """What the matching ones raised (only those that raised), in order."""
+        self._needs_probe("errors")
         return [record.error for record in self.records if record.error is not None]
 
     def get(self) -> Any:
         """What the first matching one returned, or raise what it raised (as
         nameko's ``entrypoint_waiter`` result does); after the block."""
+        self._needs_probe("get()")
         if not self.records:
             raise AssertionError(self._failure())
         first = self.records[0]
@@ -143,8 +179,20 @@ class Waiter(_instrument.Probe):
             if self._seen >= self.count:
                 self._cond.notify_all()
 
+    def _needs_probe(self, what: str) -> None:
+        if self._plain is not None:
+            raise TypeError(
+                f"{what} of a plain wait_for() call: it counted the server's event history, "
+                "which keeps outcomes, not what methods returned or raised; write "
+                f"`with wait_for({watched_name(self.watched)}, ...) as waited:` around the send")
+
     # -- the context manager -------------------------------------------------------------
     def __enter__(self) -> Waiter:
+        if self._plain is not None:
+            raise TypeError(
+                "this wait_for() was not called in a with statement, so it already waited "
+                f"({self._plain}); write `with wait_for(...) as waited:` directly (not through "
+                "a variable, a helper or ExitStack), or call it without `with` after the send")
         self._entered = time.monotonic()
         _instrument.add_probe(self)
         return self
@@ -170,27 +218,40 @@ class Waiter(_instrument.Probe):
                     raise AssertionError(self._failure())
                 self._cond.wait(remaining)
 
+    # -- the plain call --------------------------------------------------------------
+    def wait_in_history(self, since: Mark | None) -> None:
+        """Block until the server's event history shows ``count`` matching
+        dispatches ended after ``since`` (else since it started); else raise
+        ``AssertionError``. Polls the history, at most ``timeout`` seconds."""
+        __tracebackhide__ = True
+        server = history_server(self.watched, self.method, since)
+        self._plain = "since the mark" if since is not None else "since the server started"
+        deadline = time.monotonic() + self.timeout
+        pause = threading.Event()
+        while True:
+            events = server.events(since=None if since is None else since.time)
+            self.records = [Handled(*ended, server, ()) for ended in ended_in_history(
+                server, events, self.method, self.count)]
+            self._seen = sum(record.count for record in self.records)
+            if self._seen >= self.count:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(self._failure() + history_note(server, events))
+            pause.wait(min(_HISTORY_POLL, remaining))
+
     def _failure(self) -> str:
         what = f"{self.method!r}" if self.method is not None else "requests or notifications"
-        text = (f"wait_for({_name(self.watched)}, {what}): {self._seen} of {self.count} "
+        text = (f"wait_for({watched_name(self.watched)}, {what}): {self._seen} of {self.count} "
                 f"handled within {self.timeout:g}s")
+        if self._plain is not None:
+            text += f" (counted in its event history {self._plain})"
         if self._other_count:
             shown = "; ".join(self._others)
             more = self._other_count - len(self._others)
             text += (f" (other dispatches meanwhile: {shown}"
                      f"{f'; and {more} more' if more > 0 else ''})")
         return text
-
-
-def _name(watched: Any) -> str:
-    from .actors import MessageHandlingServer
-
-    if isinstance(watched, MessageHandlingServer):
-        return f"server {watched.name!r}"
-    ref = actor_ref_of(watched)
-    if ref is not None:
-        return f"endpoint actor {ref.actor_class.__name__}"
-    return f"endpoint {type(watched).__name__}"
 
 
 def _describe(dispatched: _instrument.Dispatched) -> str:
@@ -200,25 +261,72 @@ def _describe(dispatched: _instrument.Dispatched) -> str:
 
 
 def wait_for(server_or_endpoint: Any, method: str | None = None, count: int = 1,
-             timeout: float = 5.0) -> Waiter:
-    """A context manager that, on leaving its block, waits until
-    ``server_or_endpoint`` has handled ``count`` requests or notifications
-    (those to ``method`` only, if given: an RPC method name, or a notification
-    priority such as ``"info"``, any case) since the block was entered::
+             timeout: float = 5.0, *, since: Mark | None = None) -> Waiter:
+    """Wait until ``server_or_endpoint`` has handled ``count`` requests or
+    notifications (those to ``method`` only, if given: an RPC method name, or
+    a notification priority such as ``"info"``, any case).
+
+    In a ``with`` statement, what was handled since the block was entered,
+    waited for when the block ends (a block that raises is not waited for)::
 
         with wait_for(server, "add") as waited:
             client.cast({}, "add", a=1, b=2)
         assert waited.results == [3]
 
-    ``server_or_endpoint`` is a server (every request or notification it
+    ``server_or_endpoint`` is then a server (every request or notification it
     handled, rejected ones too) or an endpoint object as given to the server
     (a pykka ``ActorRef`` or its proxy, either one, for an endpoint actor):
     the dispatches that ran it, on any server, and in :func:`call_endpoint`.
     After the block: ``waited.records`` (:class:`Handled`, in the order they
     finished, the first ``count`` of them), ``waited.results`` and
     ``waited.errors``; ``waited.get()`` returns the first result or raises
-    the first one's error. If fewer were handled within ``timeout`` seconds,
-    ``AssertionError`` says how many of how many, and which other dispatches
-    were seen. A block that raises is not waited for.
+    the first one's error.
+
+    As a plain call (no ``with``), it blocks until the server's event history
+    (``server.events()``) shows ``count`` of them ended since the server
+    started, or since ``since`` (a :func:`mark` taken before the send)::
+
+        client.cast({}, "add", a=1, b=2)
+        wait_for(server, "add")                  # one "add" handled, ever
+        wait_for(server, "add", since=before)    # one since before = mark(server)
+
+    It takes a server (not an endpoint); it counts requests by the method
+    name they gave, and notifications of any priority (or of ``method`` when
+    that is the listener's only priority); ``waited.records`` holds their
+    outcomes (not results: those need the ``with`` form).
+
+    If fewer were handled within ``timeout`` seconds, ``AssertionError`` says
+    how many of how many, and which other dispatches were seen. A waiter
+    that a plain call returned refuses to be entered afterwards (a ``with``
+    through a variable, a helper function or ``ExitStack`` is a plain call):
+    a misuse never passes silently.
     """
-    return Waiter(server_or_endpoint, method, count=count, timeout=timeout)
+    __tracebackhide__ = True
+    waiter = Waiter(server_or_endpoint, method, count=count, timeout=timeout)
+    if _enters_with(sys._getframe(1)):  # the caller's code tells the form
+        if since is not None:
+            raise TypeError("since= is for a plain wait_for() call: in a with statement it "
+                            "counts from the moment the block is entered")
+        return waiter
+    waiter.wait_in_history(since)
+    return waiter
+
+
+def _enters_with(frame: FrameType | None) -> bool:
+    """Whether the call ``frame`` is making is the context expression of a
+    ``with`` statement (the next instruction enters the block)."""
+    if frame is None:
+        return False
+    for offset, opname in _instructions(frame.f_code):
+        if offset <= frame.f_lasti or opname in _PASSED_OVER:
+            continue
+        return opname in _ENTERS_WITH
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _instructions(code: CodeType) -> tuple[tuple[int, str], ...]:
+    return tuple((instruction.offset, instruction.opname)
+                 for instruction in dis.get_instructions(code))
+
+

@@ -3,7 +3,11 @@
 * :func:`running`: a server started for a ``with`` block, stopped and waited
   for after it (a server that does not stop in time fails the test);
 * :func:`wait_for`: wait until a server or an endpoint has handled what the
-  test sent, and see what it returned or raised;
+  test sent: ``with wait_for(server, "add") as waited:`` around the send (and
+  see what it returned or raised), or ``wait_for(server, "add")`` as a plain
+  call after it, counting in the server's event history since it started or
+  since ``since=mark(server)`` (:func:`mark`); a waiter used the wrong way fails
+  loudly, it never passes silently;
 * :func:`call_endpoint`: call an endpoint method through the real dispatch
   path (policy, namespace, version, serializer, JSON, error rebuilding)
   without a transport;
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING
 from ._notification_listener import PRIORITIES
 from ._testing_call import call_endpoint
 from ._testing_notifications import SentNotification, SentNotifications
-from ._testing_wait import Handled, Waiter, wait_for
+from ._testing_wait import Handled, Mark, Waiter, mark, wait_for
 
 if TYPE_CHECKING:
     from ._transport import Transport
@@ -36,12 +40,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Handled",
+    "Mark",
     "Running",
     "SentNotification",
     "SentNotifications",
     "Waiter",
     "call_endpoint",
     "forget_topic",
+    "mark",
     "running",
     "unique_topic",
     "wait_for",

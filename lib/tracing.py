@@ -54,7 +54,7 @@ SYSTEM = "oslo_messaging"
 #: ``requeued`` counts only when something raised (not for ``REQUEUE``).
 ERROR_OUTCOMES = frozenset({
     "error", "aborted", "unserializable_result", "unsent", "rejected", "malformed",
-    "dead_lettered", "unsettled",
+    "dead_lettered", "released",
 })
 
 #: Bounds on what a span carries: names and attribute values from the

@@ -21,109 +21,26 @@
 # the next start is a fresh cluster. start and stop take a lock (${DIR}.lock).
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
 DIR=${DOVECOTE_CLUSTER_DIR:-/var/lib/rabbitmq/dovecote-cluster}
 NODES=(c1 c2 c3)
-RMQ_BIN=/usr/lib/rabbitmq/bin
-RMQ_HOME=/var/lib/rabbitmq  # the rabbitmq user's home: its .erlang.cookie
-#: How long a node may take to boot or to start its app (seconds).
-BOOT_TIMEOUT=${DOVECOTE_CLUSTER_BOOT_TIMEOUT:-60}
-#: Erlang distribution on loopback only.
-ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 
-node_name() { echo "dovecote-$1@localhost"; }
 amqp_port() { echo "570${1#c}"; }
 dist_port() { echo "2570${1#c}"; }
-
 log() { echo "rabbitmq-cluster: $*"; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-as_rabbitmq() {  # run a command as the rabbitmq user, with its home (and cookie)
-  if [ "$(id -u)" = "$(id -u rabbitmq)" ]; then
-    env HOME="$RMQ_HOME" "$@"
-  else
-    runuser -u rabbitmq -- env HOME="$RMQ_HOME" "$@"
-  fi
-}
-
-ctl() {  # ctl NODE ARGS...: rabbitmqctl against node NODE (c1..c3)
-  local node=$1
-  shift
-  as_rabbitmq RABBITMQ_CONF_ENV_FILE="$DIR/$node/rabbitmq-env.conf" \
-    "$RMQ_BIN/rabbitmqctl" -q -n "$(node_name "$node")" "$@"
-}
-
-vm_up() {  # the node's Erlang VM answers
-  port_open "$(dist_port "$1")" && ctl "$1" ping >/dev/null 2>&1
-}
-app_up() {  # the node's rabbit app runs
-  as_rabbitmq "$RMQ_BIN/rabbitmq-diagnostics" -q -n "$(node_name "$1")" check_running \
-    >/dev/null 2>&1
-}
-
-install_if_missing() {
-  if [ ! -x "$RMQ_BIN/rabbitmq-server" ]; then
-    log "installing rabbitmq-server"
-    bash "$HERE/apt-install.sh" rabbitmq-server
-  fi
-}
+# shellcheck source=scripts/rabbitmq-lib.sh
+source "$(dirname "$0")/rabbitmq-lib.sh"
 
 write_files() {  # the node's own environment, config and enabled-plugins files
-  local node=$1 d="$DIR/$1"
-  mkdir -p "$d/mnesia" "$d/log"
-  cat > "$d/rabbitmq-env.conf" <<CONF
-# dovecote cluster node $node (written by scripts/rabbitmq-cluster.sh)
-NODENAME=$(node_name "$node")
-DIST_PORT=$(dist_port "$node")
-CONFIG_FILE=$d/rabbitmq.conf
-ENABLED_PLUGINS_FILE=$d/enabled_plugins
-MNESIA_BASE=$d/mnesia
-LOG_BASE=$d/log
-PID_FILE=$d/rabbitmq.pid
-CONF
-  cat > "$d/rabbitmq.conf" <<CONF
-# dovecote cluster node $node (written by scripts/rabbitmq-cluster.sh)
-listeners.tcp.1 = 127.0.0.1:$(amqp_port "$node")
-listeners.ssl = none
-# Two of three nodes keep serving; a node cut off from both pauses itself.
-cluster_partition_handling = pause_minority
-# Three nodes share one machine with the single test broker: each keeps to a little.
-vm_memory_high_watermark.absolute = 1GB
-disk_free_limit.absolute = 50MB
-# A new queue's leader is on the node its declaring client is connected to.
-queue_leader_locator = client-local
-# Smaller Raft write-ahead log: less memory held per node.
-raft.wal_max_size_bytes = 64000000
-log.console = false
-log.file.level = info
-CONF
-  echo "[]." > "$d/enabled_plugins"
-  chown -R rabbitmq:rabbitmq "$d"
-}
-
-start_vm() {  # start node $1 detached, with its own environment
-  local node=$1 d="$DIR/$1"
-  as_rabbitmq RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf" \
-    RABBITMQ_NODENAME="$(node_name "$node")" RABBITMQ_DIST_PORT="$(dist_port "$node")" \
-    RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
-    RABBITMQ_MNESIA_BASE="$d/mnesia" RABBITMQ_LOG_BASE="$d/log" \
-    RABBITMQ_PID_FILE="$d/rabbitmq.pid" \
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="${DOVECOTE_CLUSTER_ERL_ARGS:-$ERL_ARGS}" \
-    "$RMQ_BIN/rabbitmq-server" -detached
-}
-
-await_app() {  # wait (bounded) until node $1's app has started
-  local node=$1 deadline=$((SECONDS + BOOT_TIMEOUT))
-  # Each rabbitmqctl call starts a VM of its own (about a CPU second): wait for the
-  # node's distribution port, cheaply, then let one await_startup block.
-  until port_open "$(dist_port "$node")" &&
-      ctl "$node" --timeout "$BOOT_TIMEOUT" await_startup >/dev/null 2>&1; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      log "$(node_name "$node") did not start; see $DIR/$node/log/" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
+  write_node_files "$1" "" \
+    "# Two of three nodes keep serving; a node cut off from both pauses itself." \
+    "cluster_partition_handling = pause_minority" \
+    "# Three nodes share one machine with the single test broker: each keeps to a little." \
+    "vm_memory_high_watermark.absolute = 1GB" \
+    "disk_free_limit.absolute = 50MB" \
+    "# A new queue's leader is on the node its declaring client is connected to." \
+    "queue_leader_locator = client-local" \
+    "# Smaller Raft write-ahead log: less memory held per node." \
+    "raft.wal_max_size_bytes = 64000000"
 }
 
 running_members() {  # the running nodes of c1's cluster, one a line
@@ -201,18 +118,6 @@ print("\n".join(json.load(sys.stdin).get("disk_nodes", [])))')
     sleep 0.2
   done
   log "3 nodes running on 127.0.0.1:5701-5703 (in $((SECONDS - started)) s)"
-}
-
-stop_node() {  # stop node $1's VM (waiting for its process to end), remove its data
-  local node=$1 d="$DIR/$1" pid=""
-  [ -f "$d/rabbitmq.pid" ] && pid=$(cat "$d/rabbitmq.pid")
-  if vm_up "$node"; then
-    ctl "$node" stop ${pid:+"$d/rabbitmq.pid"} >/dev/null 2>&1 || true
-  fi
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true  # the VM this script started, by its pid file
-  fi
-  rm -rf "$d"
 }
 
 cmd_stop() {

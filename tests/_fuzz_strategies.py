@@ -116,3 +116,64 @@ def headers() -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(
         st.sampled_from(["x-dovecote-redeliveries", "x-dovecote-error", "x-other"]), value,
         max_size=2)
+
+
+#: ``content_encoding`` values a publisher may name: UTF-8 spelt every way, codecs
+#: Python knows (some slow, some binary-to-binary), and names it does not.
+CONTENT_ENCODINGS = st.one_of(
+    st.none(),
+    st.sampled_from(["utf-8", "UTF-8", "utf8", " utf-8 ", "binary", "ascii", "", "punycode",
+                     "idna", "utf-16", "utf-32-be", "latin-1", "cp500", "rot13", "base64",
+                     "zlib", "bz2", "hex", "uu", "unicode_escape", "mbcs", "nonsense"]),
+    st.text(max_size=20),
+    st.binary(max_size=20),
+)
+
+
+@st.composite
+def _table_entry(draw: st.DrawFn) -> bytes:
+    """One AMQP 0-9-1 field-table entry with a value py-amqp may or may not read:
+    timestamps over the whole 64 bits, nesting deeper than the recursion limit,
+    text that is not UTF-8, every number type RabbitMQ passes on."""
+    import struct
+
+    from _hostile_amqp import entry, nested_table, timestamp
+
+    key = draw(st.text(max_size=8) | st.binary(max_size=8))
+    kind = draw(st.sampled_from(["T", "F", "S", "l", "I", "d", "t", "x", "V", "D"]))
+    if kind == "T":
+        return entry(key, b"T", timestamp(draw(st.integers(0, 2**64 - 1))))
+    if kind == "F":
+        inner = nested_table(draw(st.sampled_from([0, 1, 10, 500, 990, 1100, 5000])))
+        return entry(key, b"F", struct.pack(">I", len(inner)) + inner)
+    if kind in {"S", "x"}:
+        raw = draw(st.binary(max_size=40) | st.text(max_size=40).map(str.encode))
+        return entry(key, kind.encode(), struct.pack(">I", len(raw)) + raw)
+    if kind == "D":
+        return entry(key, b"D", struct.pack(">Bi", draw(st.integers(0, 255)),
+                                            draw(st.integers(-(2**31), 2**31 - 1))))
+    if kind == "V":
+        return entry(key, b"V", b"")
+    fmt = {"l": ">q", "I": ">i", "d": ">d", "t": ">B"}[kind]
+    number = draw({"l": st.integers(-(2**63), 2**63 - 1), "I": st.integers(-(2**31), 2**31 - 1),
+                   # RabbitMQ closes the connection of a client that sends NaN or infinity
+                   "d": st.floats(allow_nan=False, allow_infinity=False),
+                   "t": st.integers(0, 1)}[kind])
+    return entry(key, kind.encode(), struct.pack(fmt, number))
+
+
+@st.composite
+def amqp_properties(draw: st.DrawFn) -> bytes:
+    """A ``basic`` content header's properties as a hostile AMQP 0-9-1 client
+    writes them (see ``_hostile_amqp``): any content type and encoding, a header
+    table of any of the entries above, any 64-bit timestamp."""
+    from _hostile_amqp import properties
+
+    entries = draw(st.lists(_table_entry(), max_size=3))
+    return properties(
+        content_type=draw(st.none() | st.just("application/json") | st.text(max_size=16)
+                          | st.binary(max_size=16)),
+        content_encoding=draw(CONTENT_ENCODINGS),
+        headers=b"".join(entries) if entries or draw(st.booleans()) else None,
+        timestamp_value=draw(st.none() | st.integers(0, 2**64 - 1)),
+    )

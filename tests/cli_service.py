@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 
@@ -26,6 +27,10 @@ class Service:
 
     def fail(self, ctxt: dict[str, Any], text: str) -> None:
         raise ValueError(text)
+
+    def sleep(self, ctxt: dict[str, Any], seconds: float) -> None:
+        """Answer after ``seconds`` (a caller with a shorter timeout gets none)."""
+        threading.Event().wait(min(float(seconds), 10.0))
 
 
 #: A list of endpoints.

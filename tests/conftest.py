@@ -10,6 +10,8 @@ skipping them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
 import logging
 import os
 import pathlib
@@ -29,6 +31,12 @@ import dovecote
 # No example database on disk: a failing example is printed (with its blob) instead.
 settings.register_profile("dovecote", database=None)
 settings.load_profile("dovecote")
+
+# oslo.messaging's queue manager names queues after this process group's leader and
+# reads its /proc entry: a test session started by a shell that has since exited
+# (a background job, say) would fail its interop tests. Lead a group of our own then.
+if not pathlib.Path(f"/proc/{os.getpgrp()}").exists():
+    os.setpgid(0, 0)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RABBIT_URL = os.environ.get("DOVECOTE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
@@ -278,6 +286,83 @@ def rabbit_cluster() -> Iterator[str]:
         if CLUSTER_STARTED_BY_TESTS.exists() and not _other_cluster_users():
             _cluster_script("stop")
             CLUSTER_STARTED_BY_TESTS.unlink(missing_ok=True)
+
+
+#: Where scripts/rabbitmq-node.sh keeps the nodes of the tests' own, and their slots.
+NODES_DIR = pathlib.Path(os.environ.get("DOVECOTE_NODES_DIR", "/var/lib/rabbitmq/dovecote-nodes"))
+#: Node ``faults-N`` listens on ``NODE_BASE_PORT + N``: one slot per test session
+#: (or xdist worker) running at once.
+NODE_BASE_PORT, NODE_SLOTS = 5720, 16
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnNode:
+    """A RabbitMQ node a test session has to itself (scripts/rabbitmq-node.sh):
+    stopping its app, raising an alarm on it or dropping all its connections
+    disturbs no other test."""
+
+    name: str  #: the Erlang node name, for ``rabbitmqctl -n``
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"rabbit://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def amqp1_url(self) -> str:
+        return f"amqp1://guest:guest@127.0.0.1:{self.port}/"
+
+    def ctl(self, *args: str, timeout: float = 60) -> None:
+        """``rabbitmqctl -n NODE ARGS`` (a failure raises)."""
+        rabbitmqctl("-n", self.name, *args, timeout=timeout)
+
+    def back(self) -> None:
+        """Start the node's app (a no-op when it runs), clear any memory alarm,
+        and wait until it serves."""
+        self.ctl("start_app")
+        self.ctl("set_vm_memory_high_watermark", "absolute", "1GB")
+        self.ctl("await_startup", "--timeout", "60", timeout=90)
+
+
+def _node_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "rabbitmq-node.sh"), *args],
+                          capture_output=True, text=True, check=False, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def own_node(rabbitmq: str) -> Iterator[OwnNode]:
+    """A RabbitMQ node of this test session's own (``faults-N`` in the first free
+    slot), started for it and stopped after it. With ``CI=true`` a node that
+    cannot be started fails the tests; elsewhere they skip."""
+    NODES_DIR.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        for slot in range(NODE_SLOTS):
+            lock = stack.enter_context((NODES_DIR / f"slot-{slot}.lock").open("a"))
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            break
+        else:
+            pytest.fail(f"all {NODE_SLOTS} slots for RabbitMQ nodes of the tests' own are taken")
+        node = OwnNode(f"dovecote-faults-{slot}@localhost", NODE_BASE_PORT + slot)
+        result = _node_script("start", f"faults-{slot}", str(node.port))
+        if result.returncode != 0:
+            why = f"a RabbitMQ node could not be started:\n{result.stdout}\n{result.stderr}"
+            if os.environ.get("CI") == "true":
+                pytest.fail(why)
+            pytest.skip(why)
+        try:
+            yield node
+        finally:
+            _node_script("stop", f"faults-{slot}")
+
+
+@pytest.fixture
+def node_back(own_node: OwnNode) -> Iterator[OwnNode]:
+    """``own_node``; after the test its app runs again with no alarm."""
+    yield own_node
+    own_node.back()
 
 
 def cluster_node_back(node: str) -> None:

@@ -368,18 +368,23 @@ def test_a_remote_error_is_exit_status_1(served: tuple[str, str]) -> None:
 
 def test_no_reply_is_exit_status_1(served: tuple[str, str]) -> None:
     url, topic = served
-    done = dovecote_cli("call", url, topic, "echo", "--server", "nobody", "--args",
-                        '{"value": 1}', "--timeout", "1")
+    done = dovecote_cli("call", url, topic, "sleep", "--server", "s1", "--args",
+                        '{"seconds": 3}', "--timeout", "1")
     assert done.returncode == 1
-    assert "no reply from" in done.stderr
-    delete_queues(url.replace("amqp1", "rabbit"), f"{topic}.nobody")
+    assert f"no reply from {topic}.s1 within 1 s" in done.stderr
+    nobody = dovecote_cli("call", url, topic, "echo", "--server", "nobody", "--args",
+                          '{"value": 1}', "--timeout", "20")
+    assert nobody.returncode == 1
+    assert f"no server nobody of topic {topic}" in nobody.stderr
 
 
 def test_an_unknown_method_is_bad_input(served: tuple[str, str]) -> None:
     url, topic = served
     assert_bad_input(dovecote_cli("call", url, topic, "nosuch"), "has no method 'nosuch'")
-    assert_bad_input(dovecote_cli("call", url, topic, "echo", "--version", "9.0", "--args",
-                                  '{"value": 1}'), "has no version of 'echo'")
+    versioned = dovecote_cli("call", url, topic, "echo", "--version", "9.0", "--args",
+                             '{"value": 1}')
+    assert_bad_input(versioned, "has no version of 'echo'")
+    assert "method 'echo' exists in the default namespace" in versioned.stderr  # where it is
 
 
 def test_cast_and_fanout_reach_the_server(served: tuple[str, str]) -> None:

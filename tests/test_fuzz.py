@@ -30,15 +30,18 @@ from _fuzz_strategies import (
     JSON,
     RAW_BODIES,
     WRAPPINGS,
+    amqp_properties,
     amqp_values,
     encode,
     field,
     headers,
 )
+from _hostile_amqp import HostilePublisher
 from _rpc_support import (
     PATIENCE,
     Injector,
     delete_queues,
+    envelope,
     kind_of,
     reply_queue_of,
     running,
@@ -309,3 +312,72 @@ def test_hostile_values_are_never_echoed_whole(transport: dovecote.Transport, to
     assert reply is not None
     assert reply["failure"]
     assert len(reply["failure"]) < 2000
+
+
+# -- AMQP properties: what py-amqp reads before dovecote sees anything ------------------
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("kind", ["rabbit", "amqp1"])
+def test_servers_survive_any_amqp_properties(kind: str, rabbitmq: str, topic: str) -> None:
+    """Any content header an AMQP 0-9-1 client can write (timestamps over 64 bits,
+    tables nested past the recursion limit, text that is not UTF-8, any
+    ``content_encoding``), sent to an RPC server and a notification listener
+    listening over either protocol: every call is answered, every notification
+    handled or parked, and a normal call still works; no listener reconnects."""
+    from conftest import AMQP1_URL, RABBIT_URL
+
+    transport = dovecote.get_transport(RABBIT_URL if kind == "rabbit" else AMQP1_URL)
+    client = dovecote.get_rpc_client(transport, Target(topic=topic), timeout=PATIENCE)
+    reply_q = reply_queue_of(transport)
+    meter = Meter()
+    listener = dovecote.get_notification_listener(
+        transport, [Target(topic=f"{topic}_n")], [meter], allow_requeue=True)
+    sent = 0
+    try:
+        with structlog.testing.capture_logs() as logs, \
+                serve(transport, Target(topic=topic, server="s1"), [Api()]), \
+                running(listener), HostilePublisher() as publisher:
+
+            @settings(max_examples=_examples(transport), deadline=None, database=None,
+                      suppress_health_check=list(HealthCheck), print_blob=True)
+            @given(properties=amqp_properties(), what=st.sampled_from(["call", "notification"]))
+            def check(properties: bytes, what: str) -> None:
+                nonlocal sent
+                if what == "notification":
+                    sent += 1
+                    body = envelope({"message_id": _wire.new_id(), "priority": "INFO",
+                                     "event_type": "fuzz", "payload": sent, "publisher_id": "p"})
+                    publisher.publish(f"{topic}_n.info", body.encode(), properties)
+
+                    def settled() -> bool:
+                        parked = [e for e in logs if e["event"] == "notification.dead_lettered"]
+                        return len(meter.seen) + len(parked) >= sent
+
+                    assert wait_until(settled), "a notification was neither handled nor parked"
+                    return
+                pending = PendingReply(_wire.new_id(), timeout=PATIENCE)
+                driver.expect_reply(pending)
+                try:
+                    body = envelope({"method": "echo", "args": {"value": 1},
+                                     "_msg_id": pending.msg_id, "_reply_q": reply_q,
+                                     "_unique_id": _wire.new_id()})
+                    publisher.publish(topic, body.encode(), properties)
+                    try:
+                        assert pending.wait() is not None
+                    except dovecote.MessagingTimeout:
+                        noted = [(e["event"], e.get("error") or e.get("reason"))
+                                 for e in logs if e["log_level"] in {"warning", "error"}]
+                        pytest.fail(f"a call went unanswered; warnings: {noted[-8:]}")
+                finally:
+                    driver.forget(pending)
+                assert client.call({}, "echo", value="next") == "next"
+
+            driver = transport.driver
+            check()
+    finally:
+        transport.cleanup()
+        delete_queues(RABBIT_URL, topic, f"{topic}.s1", f"{topic}_n.info", f"{topic}_n.info.dead",
+                      *(f"{topic}_n.{priority}" for priority in PRIORITIES))
+    lost = [e for e in logs if e["event"] in {"listener.connection_lost", "reply.connection_lost"}]
+    assert not lost, lost

@@ -23,11 +23,13 @@ from .. import _wire
 __all__ = [
     "ERROR_HEADER",
     "MAX_ID_LENGTH",
+    "READABLE_ENCODINGS",
     "REDELIVERIES_HEADER",
     "ROUTING_KEY_HEADER",
     "Unpacked",
     "body_size",
     "decode_reply",
+    "encoding_problem",
     "first_routing_key",
     "unpack",
 ]
@@ -48,6 +50,8 @@ MAX_ID_LENGTH = 255
 _MAX_ROUTING_KEY = 250
 #: The longest dead-letter reason read back from a header.
 _MAX_REASON = 2000
+#: The ``content_encoding`` values whose bodies are read (see :func:`encoding_problem`).
+READABLE_ENCODINGS = frozenset({"", "utf-8", "utf8", "ascii", "us-ascii", "binary"})
 
 # For a body over the size limit: the reply address of a call, found without
 # parsing it (inside an envelope the inner JSON is escaped, hence the optional \).
@@ -101,12 +105,41 @@ def _as_text_or_map(body: object) -> str | bytes | dict[str, Any]:
     raise _wire.MalformedMessage(f"body is an AMQP {type(body).__name__}, not JSON text")
 
 
-def _decode(body: object) -> dict[str, Any]:
+def encoding_problem(content_encoding: object) -> str | None:
+    """Why a body with this ``content_encoding`` is not read, or ``None``.
+
+    Bodies are JSON, which travels as UTF-8 (what oslo.messaging sends, through
+    kombu's JSON serializer). A publisher could name any codec Python knows, some
+    of them slow beyond reason (``punycode`` is quadratic in the size): only
+    UTF-8 and its ASCII subset are read, and ``binary`` (kombu's label for bytes
+    sent as they are) or no encoding at all, which leave the bytes to JSON's own
+    rules."""
+    if content_encoding is None:
+        return None
+    if isinstance(content_encoding, str) and content_encoding.strip().lower() in READABLE_ENCODINGS:
+        return None
+    return (f"content_encoding {_clip(content_encoding)} is not supported: dovecote reads "
+            "UTF-8 JSON bodies (as oslo.messaging sends them)")
+
+
+def _clip(value: object, limit: int = 40) -> str:
+    """How a property a peer set is quoted in an error: cut, never whole."""
+    text = repr(value[: limit + 1]) if isinstance(value, str) else type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _decode(body: object, content_encoding: object = None,
+            unreadable: str | None = None) -> dict[str, Any]:
+    if unreadable is not None:
+        raise _wire.MalformedMessage(unreadable)
     size = body_size(body)
     if size is not None and size > _wire.MAX_BODY_SIZE:
         raise _wire.MalformedMessage(
             f"body is {size} bytes, over the {_wire.MAX_BODY_SIZE}-byte limit "
             "(dovecote._wire.MAX_BODY_SIZE)")
+    problem = encoding_problem(content_encoding)
+    if problem is not None:
+        raise _wire.MalformedMessage(problem)
     return _wire.decode_body(_as_text_or_map(body))
 
 
@@ -142,16 +175,21 @@ def _short_id(value: object) -> str | None:
 
 def unpack(
     body: object, *, notifications: bool, headers: Mapping[str, Any] | None = None,
+    content_encoding: object = None, unreadable: str | None = None,
 ) -> Unpacked:
     """Decode a received body (text, bytes, or an AMQP value) and its headers.
 
     Never raises: a body that is not a message keeps what could be read and
     says what is wrong in ``error``. Notifications have no reply id; a call's
-    ``_msg_id`` counts only if it is a short string.
+    ``_msg_id`` counts only if it is a short string. ``content_encoding`` is the
+    one the publisher named (see :func:`encoding_problem`); ``unreadable`` says
+    why the driver could not decode the message's properties (the message is
+    then refused too, and a call still answered when its body names a reply
+    address).
     """
     try:
         try:
-            raw = _decode(body)
+            raw = _decode(body, content_encoding, unreadable)
             error = None
         except _wire.MalformedMessage as exc:
             # A call that cannot be read can often still be answered: its reply
@@ -183,9 +221,11 @@ def first_routing_key(headers: Mapping[str, Any] | None, delivered: object) -> s
     return None
 
 
-def decode_reply(body: object) -> dict[str, Any] | None:
-    """A reply body as a dict, or ``None`` when it is not one (never raises)."""
+def decode_reply(body: object, *, content_encoding: object = None,
+                 unreadable: str | None = None) -> dict[str, Any] | None:
+    """A reply body as a dict, or ``None`` when it is not one or cannot be read
+    (see :func:`unpack` for the arguments). Never raises."""
     try:
-        return _decode(body)
+        return _decode(body, content_encoding, unreadable)
     except Exception:  # noqa: BLE001 - a bad reply is dropped, the receiver goes on
         return None

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _wire
 from .._errors import MessageDeliveryFailure, MessagingTimeout
-from ._decoding import MAX_ID_LENGTH, decode_reply
+from .._logging import get_logger
+from ._decoding import MAX_ID_LENGTH, decode_reply, encoding_problem
 
 if TYPE_CHECKING:
     from .._target import Target
@@ -44,7 +45,7 @@ __all__ = [
 #: How many times a driver retries what a server publishes about a message it
 #: took (a reply, a heartbeat, a requeue, a dead letter) unless the transport
 #: sets ``max_retries``: bounded, so a server can stop during a broker outage
-#: (what could not be requeued is left unsettled, and the broker redelivers it).
+#: (what could not be requeued or parked is released: the broker redelivers it).
 SERVER_RETRIES = 3
 
 #: The call-monitor timeouts (``_timeout``, seconds) a server honours; anything
@@ -130,6 +131,7 @@ class PendingReply:
 
 
 _NO_ORIGIN: dict[str, str] = {}
+_log = get_logger("dovecote.drivers")
 
 
 class IncomingMessage(abc.ABC):
@@ -235,6 +237,15 @@ class IncomingMessage(abc.ABC):
         """Park the message on its dead-letter queue with ``reason``; return the
         queue's name."""
 
+    @abc.abstractmethod
+    def release(self) -> None:
+        """Give the message back to its queue unchanged (AMQP's reject with
+        requeue): the broker delivers it again, its redelivery count as it was.
+        The settlement of last resort, when a requeue or a dead letter could not
+        be published: it never raises, and a driver that cannot send it drops
+        the channel instead, which gives back everything it had not settled.
+        A message already settled (or a request, settled when taken) is left be."""
+
 
 class Listener(abc.ABC):
     """Receives what is sent to one target (or a set of notification targets)."""
@@ -307,10 +318,16 @@ class Driver(abc.ABC):
         """Stop routing replies for ``reply``: the caller has its answer or gave up."""
         self._pending.pop(reply.msg_id, None)
 
-    def deliver_reply(self, body: object) -> None:
+    def deliver_reply(self, body: object, *, content_encoding: object = None,
+                      unreadable: str | None = None) -> None:
         """Hand a reply body from the driver's reply queue to the waiting caller.
         Never raises: replies nobody waits for any more, and bodies that are not
-        replies, are dropped."""
+        replies or cannot be read (see :func:`~._decoding.unpack` for the
+        keyword arguments), are dropped."""
+        problem = unreadable or encoding_problem(content_encoding)
+        if problem is not None:
+            _log.warning("reply.malformed", transport=str(self.url), reason=problem)
+            return
         reply = decode_reply(body)
         if reply is None:
             return
@@ -360,3 +377,13 @@ class Driver(abc.ABC):
 
     def cleanup(self) -> None:  # noqa: B027 - optional hook
         """Close connections and threads the driver holds."""
+
+    def queue_info(self, name: str) -> tuple[bool, int] | None:
+        """``(exists, messages)`` of the queue ``name``, found without creating
+        it (a passive declare): whether it exists, and how many messages wait
+        there ready for a consumer (``(False, 0)``: no such queue); ``None``
+        when this transport cannot tell (the default). The ``dovecote`` command
+        reads dead letters with it without declaring a queue for a mistyped
+        topic, bounds a replay, and says at once that no server of a topic
+        exists where the transport cannot return an unroutable message."""
+        return None

@@ -155,6 +155,14 @@ class MemoryBroker:
                 self._queues[queue].append(stored)
                 self._cond.notify_all()
 
+    def release(self, queue: str, stored: StoredMessage) -> None:
+        """Put a taken message back at the head of ``queue``, unchanged, as a
+        broker does with a delivery rejected with requeue (if ``queue`` still exists)."""
+        with self._cond:
+            if queue in self._queues:
+                self._queues[queue].appendleft(stored)
+                self._cond.notify_all()
+
     def set_reply_handler(self, queue: str, handler: Callable[[str | bytes], None] | None) -> None:
         """Deliver what is published to ``queue`` on the default exchange to ``handler``."""
         with self._cond:
@@ -291,6 +299,12 @@ class MemoryIncomingMessage(IncomingMessage):
         self._listener.broker.put(queue, self._stored.body, headers)
         self.acknowledge()
         return queue
+
+    def release(self) -> None:
+        if self._settled:
+            return
+        self.acknowledge()
+        self._listener.broker.release(self._queue, self._stored)
 
 
 class MemoryListener(Listener):
@@ -429,3 +443,9 @@ class MemoryDriver(Driver):
         self.closed = True
         self.broker.set_reply_handler(self._reply_q, None)
         self._pending.clear()
+
+    def queue_info(self, name: str) -> tuple[bool, int] | None:
+        """What the in-process broker holds (it always knows)."""
+        if name not in self.broker.queue_names():
+            return False, 0
+        return True, self.broker.queue_depth(name)

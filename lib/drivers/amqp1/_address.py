@@ -86,8 +86,11 @@ class AddressPlan:
     #: Whether a notification pool can be expressed.
     supports_pools = True
 
-    def __init__(self, *, queue_expires: float = 1800.0, durable: bool = False) -> None:
+    def __init__(self, *, queue_expires: float = 1800.0, durable: bool = False,
+                 pool_expires: float = 0.0) -> None:
         self.queue_expires = queue_expires
+        #: ``notification_pool_ttl``: a pool queue vanishes unused after it (0: never).
+        self.pool_expires = pool_expires
         #: ``amqp_durable_queues``: topic, server and notification queues (and
         #: their exchanges) outlive a broker restart, as on ``rabbit://``.
         self.durable = durable
@@ -143,7 +146,8 @@ class AddressPlan:
         pool queue bound to every key."""
         if pool:
             bindings = tuple(Binding(exchange, "topic", key) for exchange, key in keys)
-            return [self._source(QueueSpec(pool, bindings, durable=self.durable))]
+            return [self._source(QueueSpec(pool, bindings, self.pool_expires or None,
+                                           durable=self.durable))]
         merged: dict[str, list[Binding]] = {}
         for exchange, key in keys:
             merged.setdefault(key, []).append(Binding(exchange, "topic", key))
@@ -228,11 +232,12 @@ PLANS: dict[str, type[AddressPlan]] = {
 }
 
 
-def plan_named(name: str, *, queue_expires: float = 1800.0, durable: bool = False) -> AddressPlan:
+def plan_named(name: str, *, queue_expires: float = 1800.0, durable: bool = False,
+               pool_expires: float = 0.0) -> AddressPlan:
     """The plan for the ``addressing`` option; ``ValueError`` names the choices."""
     try:
         cls = PLANS[name.lower()]
     except KeyError:
         msg = f"addressing={name!r} is not one of {', '.join(sorted(PLANS))}"
         raise ValueError(msg) from None
-    return cls(queue_expires=queue_expires, durable=durable)
+    return cls(queue_expires=queue_expires, durable=durable, pool_expires=pool_expires)

@@ -5,6 +5,12 @@ and is touched by one thread at a time: a :class:`SendChannel` by whoever holds
 its lock, a listener's connection by its polling thread only. Proton is not
 thread-safe, and a ``BlockingConnection`` runs no thread of its own, so a lock
 (or one owner) is all it takes.
+
+No sender waits behind another's retries: a lock is held for one bounded
+connection attempt at most (the back-off between attempts is slept outside it),
+a sender waits for a lock only as long as its own attempt may take, and one
+that waited while another's connection attempt failed counts that failure as
+its own attempt instead of making one more (:class:`_Attempts`).
 """
 
 from __future__ import annotations
@@ -12,18 +18,20 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import amqp
 import amqp.exceptions
 from proton import Delivery, Endpoint, Link, Message, ProtonException
-from proton.handlers import MessagingHandler
+from proton.handlers import IncomingMessageHandler, MessagingHandler
 from proton.utils import BlockingConnection, BlockingSender, SendException
 
 from ..._errors import MessageDeliveryFailure
 from ..._logging import get_logger
 from ..._url import TransportHost, TransportURL, mask_password
+from .._backoff import Backoff
 from .._tls import TLSRefused
 from ._address import Binding, Destination, QueueSpec
 
@@ -32,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TRANSIENT_ERRORS",
-    "Backoff",
     "HostRing",
     "Inbox",
     "SendChannel",
@@ -51,25 +58,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 def describe(exc: BaseException) -> str:
     """An error as text, with any password in it masked."""
     return mask_password(f"{type(exc).__name__}: {exc}")
-
-
-class Backoff:
-    """Exponential reconnect delays: ``initial``, doubled up to ``maximum``."""
-
-    def __init__(self, *, initial: float, maximum: float) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._next = initial
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; each call doubles the following one."""
-        delay = self._next
-        self._next = min(self.maximum, self._next * 2)
-        return delay
-
-    def reset(self) -> None:
-        """Back to ``initial`` after a success."""
-        self._next = self.initial
 
 
 class HostRing:
@@ -139,6 +127,37 @@ def connect(
                           f"{describe(last) if last else 'no hosts'}")
 
 
+class _Attempts:
+    """The connection attempts made under one lock that failed: a sender reads
+    :meth:`seen` before it waits for the lock, and :meth:`check` once it holds
+    it; an attempt that failed meanwhile fails this sender's attempt too (the
+    broker was just found unreachable: trying again at once would double its
+    wait, and with many senders multiply it)."""
+
+    def __init__(self) -> None:
+        self._failures = 0
+        self._last: str | None = None
+
+    def seen(self) -> int:
+        """A mark to pass to :meth:`check` (read without the lock)."""
+        return self._failures
+
+    def check(self, seen: int) -> None:
+        """Raise ``ConnectionError`` if an attempt failed since ``seen`` (under the lock)."""
+        if self._failures != seen and self._last is not None:
+            raise ConnectionError(f"{self._last} (found while waiting for the connection "
+                                  "attempt in progress)")
+
+    def failed(self, exc: BaseException) -> None:
+        """A connection attempt failed (under the lock)."""
+        self._failures += 1
+        self._last = describe(exc)
+
+    def worked(self) -> None:
+        """A connection attempt succeeded: those still waiting try their own."""
+        self._last = None
+
+
 def close_quietly(conn: BlockingConnection | None) -> None:
     """Close ``conn``, ignoring what a dead connection raises on the way out.
 
@@ -183,6 +202,39 @@ def check_open(conn: BlockingConnection, inbox: Inbox, links: Iterable[Any] = ()
             f"the broker closed the connection ({condition or 'no reason given'})"))
 
 
+def decode_message(data: bytes) -> Message:
+    """A received AMQP 1.0 message; never raises. Proton turns what a peer sent
+    into Python values while it decodes (an application property whose text is
+    not UTF-8 raises), which would leave the delivery current and the listener
+    meeting it again after every restart. A message that cannot be decoded
+    comes back with the encoded bytes as its body (so a call's reply address can
+    still be found in them) and the reason in ``unreadable``."""
+    message = Message()
+    try:
+        message.decode(data)
+    except Exception as exc:  # noqa: BLE001 - whatever a peer sent
+        message = Message(body=data)
+        message.unreadable = (  # type: ignore[attr-defined]
+            f"its AMQP 1.0 sections could not be decoded ({describe(exc)})"[:200])
+    return message
+
+
+class _SafeIncoming(IncomingMessageHandler):
+    """Proton's incoming-message handler, decoding with :func:`decode_message`."""
+
+    def on_delivery(self, event: Any) -> None:
+        delivery = event.delivery
+        if (delivery.link.is_receiver and delivery.readable and not delivery.partial
+                and not delivery.aborted):
+            data = delivery.link.recv(delivery.pending)
+            delivery.link.advance()
+            event.message = decode_message(data)
+            if not event.link.state & Endpoint.LOCAL_CLOSED:
+                self.on_message(event)
+            return
+        super().on_delivery(event)
+
+
 class Inbox(MessagingHandler):
     """Collects deliveries of the receivers it handles; settles nothing.
 
@@ -195,6 +247,11 @@ class Inbox(MessagingHandler):
 
     def __init__(self) -> None:
         super().__init__(prefetch=0, auto_accept=False, auto_settle=False)
+        handlers: list[Any] = list(self.handlers)  # type: ignore[arg-type]
+        self.handlers = [
+            _SafeIncoming(False, weakref.proxy(self))
+            if isinstance(handler, IncomingMessageHandler) else handler
+            for handler in handlers]
         self.items: list[tuple[Any, Message, Any]] = []
         #: Why the broker closed one of the links, once it has.
         self.failure: str | None = None
@@ -235,6 +292,7 @@ class Topology:
         self._lock = threading.Lock()
         self._conn: amqp.Connection | None = None
         self._known: set[tuple[str, str]] = set()
+        self._attempts = _Attempts()
 
     def _channel(self) -> Any:
         if self._conn is None:
@@ -250,9 +308,13 @@ class Topology:
                     last = exc
                     continue
                 self._conn = conn
+                self._attempts.worked()
                 break
             else:
-                raise ConnectionError(f"could not declare queues: {describe(last) if last else ''}")
+                error = ConnectionError(
+                    f"could not declare queues: {describe(last) if last else ''}")
+                self._attempts.failed(error)
+                raise error
         return self._conn.channel()
 
     def _tolerant(self, declare: Callable[[Any], object], passive: Callable[[Any], object]) -> None:
@@ -281,8 +343,12 @@ class Topology:
     def ensure(
         self, *, queues: Iterable[QueueSpec] = (), exchanges: Iterable[Binding] = ()
     ) -> None:
-        """Declare what is missing (cached: declaring again costs nothing)."""
+        """Declare what is missing (cached: declaring again costs nothing). A
+        connection attempt that failed while this waited for the lock fails it too."""
+        seen = self._attempts.seen()
         with self._lock:
+            if self._conn is None:
+                self._attempts.check(seen)
             try:
                 for binding in exchanges:
                     self._exchange(binding)
@@ -338,12 +404,15 @@ class SendChannel:
 
     Each send waits for the broker to settle it (RabbitMQ confirms it), and a
     dropped connection is reopened with backoff, across the URL's hosts, up to
-    ``retry`` times (``None`` or negative: until :meth:`close`).
+    ``retry`` times (``None`` or negative: until :meth:`close`). An attempt
+    waits for the lock as long as one attempt may hold it at most (a connection,
+    then ``send_timeout``), and the backoff is slept outside the lock.
     """
 
     def __init__(
         self, open_connection: Callable[[], BlockingConnection], *, send_timeout: float,
-        backoff: Backoff, on_failure: Callable[[], None], log: Any, max_idle: float | None,
+        backoff: Callable[[], Backoff], on_failure: Callable[[], None], log: Any,
+        max_idle: float | None,
     ) -> None:
         self._open = open_connection
         # Proton checks the idle timeout only while it runs, so a connection left
@@ -351,10 +420,14 @@ class SendChannel:
         self._max_idle = max_idle
         self._last_used = 0.0
         self._send_timeout = send_timeout
-        self._backoff = backoff
+        self._new_backoff = backoff
         self._on_failure = on_failure
         self._log = log
         self._lock = threading.Lock()
+        #: How long an attempt waits for the lock: the holder connects (bounded
+        #: by the connect timeout) and sends (bounded by ``send_timeout``).
+        self._patience = 2 * send_timeout
+        self._attempts = _Attempts()
         self._closed = threading.Event()
         self._conn: BlockingConnection | None = None
         self._senders: dict[str, BlockingSender] = {}
@@ -375,33 +448,61 @@ class SendChannel:
         if ttl:
             message.ttl = ttl
         attempt = 0
+        backoff = self._new_backoff()
         while True:
             if self._closed.is_set():
                 raise MessageDeliveryFailure("the transport was cleaned up")
             try:
                 if prepare is not None:
-                    prepare()
-                with self._lock:
-                    self._send_locked(destination.address, message)
+                    prepare()  # declarations, on a connection of their own
+                self._attempt(destination.address, message)
             except SendException as exc:
                 raise MessageDeliveryFailure(
                     f"the broker refused a message to {destination.address!r}: {describe(exc)}"
                 ) from None
             except TRANSIENT_ERRORS as exc:
-                self._reset()
                 attempt += 1
                 if retry is not None and 0 <= retry < attempt:
                     raise MessageDeliveryFailure(
                         f"could not send to {destination.address!r} after {attempt} attempt(s): "
                         f"{describe(exc)}"
                     ) from None
-                delay = self._backoff.next_delay()
+                delay = backoff.failed()
                 self._log.warning("sender.reconnecting", attempt=attempt, delay_s=delay,
                                   error=describe(exc))
                 self._closed.wait(delay)
             else:
-                self._backoff.reset()
                 return
+
+    def _attempt(self, address: str, message: Message) -> None:
+        """One attempt at sending ``message``: waits for the lock at most
+        ``_patience``; a connection that fails (to open, or while sending) is
+        dropped under the lock, and the declarations are forgotten."""
+        seen = self._attempts.seen()
+        if not self._lock.acquire(timeout=self._patience):
+            raise ConnectionError(
+                f"the sending connection stayed busy for {self._patience:.1f}s")
+        dropped = False
+        try:
+            if self._conn is None:
+                self._attempts.check(seen)
+            connecting = self._conn is None
+            try:
+                self._send_locked(address, message)
+            except TRANSIENT_ERRORS as exc:
+                if self._conn is None:  # it could not be opened (an idle one is reopened)
+                    self._attempts.failed(exc)
+                conn, self._conn = self._conn, None
+                self._senders.clear()
+                close_quietly(conn)
+                dropped = True
+                raise
+            if connecting:
+                self._attempts.worked()
+        finally:
+            self._lock.release()
+            if dropped:
+                self._on_failure()
 
     def _send_locked(self, address: str, message: Message) -> None:
         now = time.monotonic()
@@ -419,13 +520,6 @@ class SendChannel:
                 old.close()  # type: ignore[no-untyped-call]
             sender = self._senders[address] = self._conn.create_sender(address)
         _send(self._conn, sender.link, message, timeout=self._send_timeout)
-
-    def _reset(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-            self._senders.clear()
-        close_quietly(conn)
-        self._on_failure()
 
     def close(self) -> None:
         """Close the connection; later sends fail at once."""

@@ -31,6 +31,7 @@ Options (URL query or ``get_transport`` keywords): ``addressing``,
 ``send_timeout`` (10 s), ``heartbeat`` (AMQP idle timeout, 10 s; 0 turns it off),
 ``reconnect_delay`` (0.2 s, doubled up to ``reconnect_max_delay``, 5 s),
 ``queue_expires`` (fanout and reply queues vanish unused after it, 1800 s),
+``notification_pool_ttl`` (a notification pool queue vanishes unused after it; 0: never),
 ``sasl_mechanisms`` (``PLAIN`` with a user, else ``ANONYMOUS``).
 """
 
@@ -46,12 +47,12 @@ from proton.utils import BlockingConnection
 
 from ... import _wire
 from ..._errors import InvalidTransportURL
+from .._backoff import Backoff
 from .._options import as_bool
 from .._tls import TLSRefused
 from ..base import Driver, Listener, PendingReply
 from ._address import AddressPlan, Binding, QueueSpec, plan_named
 from ._connection import (
-    Backoff,
     HostRing,
     Inbox,
     SendChannel,
@@ -62,7 +63,7 @@ from ._connection import (
     describe,
     logger,
 )
-from ._listener import Amqp1Listener
+from ._listener import Amqp1Listener, content_encoding
 from ._security import Security
 
 if TYPE_CHECKING:
@@ -90,9 +91,10 @@ class _ReplyReceiver(threading.Thread):
     def run(self) -> None:
         driver = self.driver
         source = driver.plan.reply_source(driver.reply_q)
-        backoff = Backoff(initial=driver.reconnect_delay, maximum=driver.reconnect_max_delay)
+        backoff = driver.new_backoff()
         while not self._stopped.is_set():
             conn: BlockingConnection | None = None
+            opened = False
             try:
                 driver.declare(queues=[source.queue] if source.queue else [])
                 conn = driver.open_connection()
@@ -101,7 +103,8 @@ class _ReplyReceiver(threading.Thread):
                 receiver = conn.create_receiver(source.address, credit=0, handler=inbox)
                 self.refused = None
                 self.ready.set()
-                backoff.reset()
+                backoff.opened()
+                opened = True
                 self._receive(conn, inbox, receiver.link)
             except TLSRefused as exc:  # no retry mends that: callers are told
                 self.refused = exc
@@ -113,7 +116,7 @@ class _ReplyReceiver(threading.Thread):
                 # raises: start over on a fresh connection rather than let every
                 # later call on this transport time out.
                 driver.forget_declarations()
-                delay = backoff.next_delay()
+                delay = backoff.lost() if opened else backoff.failed()
                 driver.log.warning("replies.reconnecting", delay_s=delay, error=describe(exc))
                 self._stopped.wait(delay)
             finally:
@@ -130,7 +133,9 @@ class _ReplyReceiver(threading.Thread):
             for _link, raw, delivery in items:
                 delivery.update(Delivery.ACCEPTED)
                 delivery.settle()
-                self.driver.deliver_reply(raw.body)  # never raises, whatever the body
+                # never raises, whatever the body
+                self.driver.deliver_reply(raw.body, content_encoding=content_encoding(raw),
+                                          unreadable=getattr(raw, "unreadable", None))
 
     def close(self) -> None:
         """Stop and wait for the thread (at most one receive interval)."""
@@ -151,6 +156,7 @@ class Amqp1Driver(Driver):
             self.plan: AddressPlan = plan_named(
                 str(self.options.get("addressing", "rabbitmq")),
                 queue_expires=self._float("queue_expires", 1800.0),
+                pool_expires=self._float("notification_pool_ttl", 0.0),
                 durable=as_bool(url, "amqp_durable_queues",
                                 self.options.get("amqp_durable_queues", False)),
             )
@@ -182,7 +188,7 @@ class Amqp1Driver(Driver):
         )
         self.sender = SendChannel(
             self.open_connection, send_timeout=self.send_timeout,
-            backoff=Backoff(initial=self.reconnect_delay, maximum=self.reconnect_max_delay),
+            backoff=self.new_backoff,
             on_failure=self.forget_declarations, log=self.log,
             max_idle=self.heartbeat / 2 if self.heartbeat else None,
         )
@@ -201,6 +207,12 @@ class Amqp1Driver(Driver):
             raise ValueError(f"option {name}={value!r} is not a number") from None
 
     # -- plumbing shared with listeners -----------------------------------------
+    def new_backoff(self) -> Backoff:
+        """Reconnection waits for one connection: ``reconnect_delay``, doubled
+        up to ``reconnect_max_delay`` (see :mod:`.._backoff`)."""
+        return Backoff(initial=self.reconnect_delay, maximum=self.reconnect_max_delay,
+                       factor=2.0)
+
     def open_connection(self) -> BlockingConnection:
         """A new Proton connection to the first URL host that answers."""
         return connect(self._ring, timeout=self.connect_timeout, heartbeat=self.heartbeat,
@@ -324,3 +336,31 @@ class Amqp1Driver(Driver):
         if self._topology is not None:
             self._topology.forget()
         self._pending.clear()
+
+    def queue_info(self, name: str) -> tuple[bool, int] | None:
+        """A passive declare over the ``rabbitmq`` plan's AMQP 0-9-1 connection
+        (under its lock); the other plans declare nothing and cannot tell."""
+        import amqp
+
+        from ..._errors import MessageDeliveryFailure
+        from ._connection import TRANSIENT_ERRORS
+
+        topology = self._topology
+        if topology is None:
+            return None
+        self.ensure_open("inspect a queue")
+        with topology._lock:  # the plan's one declaring connection, as it declares
+            try:
+                channel = topology._channel()
+                try:
+                    _, messages, _ = channel.queue_declare(name, passive=True)
+                except amqp.exceptions.NotFound:
+                    return False, 0
+                finally:
+                    with contextlib.suppress(*TRANSIENT_ERRORS):
+                        channel.close()
+            except TRANSIENT_ERRORS as exc:
+                topology.forget_locked()
+                msg = f"Could not inspect queue {name!r} on {self.url}: {describe(exc)}"
+                raise MessageDeliveryFailure(msg) from None
+        return True, messages

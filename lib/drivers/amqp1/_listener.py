@@ -2,8 +2,8 @@
 driven by the thread that calls :meth:`Amqp1Listener.poll`.
 
 Settling a message is a Proton call, and Proton is not thread-safe, so
-``acknowledge()``, ``requeue()`` and ``dead_letter()`` (which run in worker
-threads) only queue the settlement; the polling thread applies the queue at
+``acknowledge()``, ``requeue()``, ``dead_letter()`` and ``release()`` (which run
+in worker threads) only queue the settlement; the polling thread applies the queue at
 the start of every poll (at most one poll interval later) and at cleanup.
 Replies, requeues and dead letters are *published* through the driver's
 shared, locked :class:`~._connection.SendChannel`, from any thread.
@@ -18,6 +18,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import cproton
 from proton import Delivery, Timeout
 
 from ... import _instrument
@@ -30,7 +31,7 @@ from .._decoding import (
     unpack,
 )
 from ..base import SERVER_RETRIES, IncomingMessage, Listener
-from ._connection import TRANSIENT_ERRORS, Backoff, Inbox, check_open, close_quietly, describe
+from ._connection import TRANSIENT_ERRORS, Inbox, check_open, close_quietly, describe
 
 if TYPE_CHECKING:
     from proton.utils import BlockingConnection, BlockingReceiver
@@ -79,6 +80,26 @@ def _pump(conn: BlockingConnection, *, until_written: bool) -> None:
         container.timeout = saved
 
 
+def content_encoding(message: Any) -> str | None:
+    """The ``content-encoding`` a received message names, ``None`` when it names
+    none (Proton's ``Message.content_encoding`` reads an absent one as the
+    symbol ``"None"``); one that is not text names no codec dovecote reads."""
+    try:
+        found = cproton.pn_message_get_content_encoding(message._msg)
+    except Exception:  # noqa: BLE001 - bytes a peer sent that are not UTF-8
+        return "<not text>"
+    return found if isinstance(found, str) else None
+
+
+def _subject(message: Any) -> str | None:
+    """The message's subject (its routing key), ``None`` if it is not text."""
+    try:
+        subject = message.subject
+    except Exception:  # noqa: BLE001 - bytes a peer sent that are not UTF-8
+        return None
+    return subject if isinstance(subject, str) else None
+
+
 class Amqp1IncomingMessage(IncomingMessage):
     """A request or notification taken by an :class:`Amqp1Listener`. It holds
     no Proton object: its delivery stays with the listener, under a token, so
@@ -97,7 +118,7 @@ class Amqp1IncomingMessage(IncomingMessage):
         # Republished as it came (requeue, dead letter): an AMQP value JSON cannot
         # hold stays what it was, and Proton encodes it again.
         self._body: object = raw.body
-        self._subject: str | None = raw.subject
+        self._subject = _subject(raw)
         self._properties: dict[str, Any] = dict(raw.properties or {})
         self._token = token
         self._generation = generation
@@ -142,6 +163,15 @@ class Amqp1IncomingMessage(IncomingMessage):
         self.acknowledge()
         return spec.name
 
+    def release(self) -> None:
+        """Queue the RELEASED outcome (the broker requeues it unchanged) for the
+        polling thread, like an acceptance."""
+        if self._settled:
+            return
+        self._settled = True
+        assert self._token is not None
+        self._listener.settle_later(self._token, self._generation, release=True)
+
 
 class Amqp1Listener(Listener):
     """Receives from a set of sources over one connection of its own.
@@ -166,7 +196,7 @@ class Amqp1Listener(Listener):
         self._prefetch = driver.prefetch
         self._log = driver.log.bind(listener=",".join(s.address for s in sources))
         self._stopped = threading.Event()
-        self._backoff = Backoff(initial=driver.reconnect_delay, maximum=driver.reconnect_max_delay)
+        self._backoff = driver.new_backoff()
         self._next_attempt = 0.0
         self._generation = 0
         self._conn: BlockingConnection | None = None
@@ -174,7 +204,8 @@ class Amqp1Listener(Listener):
         self._receivers: dict[Any, tuple[Source, BlockingReceiver]] = {}
         self._tokens = itertools.count()
         self._unsettled: dict[int, Any] = {}  # token -> delivery (notifications)
-        self._to_settle: collections.deque[tuple[int, int]] = collections.deque()
+        #: (token, generation, release rather than accept), applied by the poller
+        self._to_settle: collections.deque[tuple[int, int, bool]] = collections.deque()
         try:
             self._open()
         except TRANSIENT_ERRORS as exc:
@@ -202,7 +233,7 @@ class Amqp1Listener(Listener):
             raise
         self._conn, self._inbox, self._receivers = conn, inbox, receivers
         self._generation += 1
-        self._backoff.reset()
+        self._backoff.opened()
         self._log.info("listener.connected", generation=self._generation)
         if self._generation > 1 and _instrument.probes:
             _instrument.listener_reconnected(self.driver.url.scheme)
@@ -214,10 +245,12 @@ class Amqp1Listener(Listener):
         self._unsettled.clear()
         return conn
 
-    def _failed(self, exc: BaseException | str) -> None:
+    def _failed(self, exc: BaseException | str, *, lost: bool = True) -> None:
+        """The connection was lost (or, ``lost=False``, could not be opened):
+        reopen it after the shared back-off (see :mod:`.._backoff`)."""
         close_quietly(self._drop())
         self.driver.forget_declarations()
-        delay = self._backoff.next_delay()
+        delay = self._backoff.lost() if lost else self._backoff.failed()
         self._next_attempt = time.monotonic() + delay
         self._log.warning("listener.reconnecting", delay_s=delay,
                           error=exc if isinstance(exc, str) else describe(exc))
@@ -235,7 +268,7 @@ class Amqp1Listener(Listener):
             try:
                 self._open()
             except TRANSIENT_ERRORS as exc:
-                self._failed(exc)
+                self._failed(exc, lost=False)
                 return []
         try:
             return self._take(deadline, max_messages)
@@ -300,24 +333,27 @@ class Amqp1Listener(Listener):
         else:  # requests: taken means done (at most once)
             delivery.update(Delivery.ACCEPTED)
             delivery.settle()
-        decoded = unpack(raw.body, notifications=self._notifications, headers=raw.properties)
+        decoded = unpack(raw.body, notifications=self._notifications, headers=raw.properties,
+                         content_encoding=content_encoding(raw),
+                         unreadable=getattr(raw, "unreadable", None))
         if decoded.error is not None:
             self._log.warning("message.malformed", source=source.address, reason=decoded.error)
         return Amqp1IncomingMessage(self, source, raw, token, self._generation,
                                     **decoded._asdict())
 
     # -- settlement ------------------------------------------------------------
-    def settle_later(self, token: int, generation: int) -> None:
-        """Queue a notification's delivery to be accepted by the polling thread
-        (any thread may call this; Proton is only touched by the poller)."""
-        self._to_settle.append((token, generation))
+    def settle_later(self, token: int, generation: int, *, release: bool = False) -> None:
+        """Queue a notification's delivery to be accepted (with ``release``:
+        released, which the broker requeues) by the polling thread (any thread
+        may call this; Proton is only touched by the poller). Never raises."""
+        self._to_settle.append((token, generation, release))
 
     def _apply_settlements(self) -> None:
         while self._to_settle:
-            token, generation = self._to_settle.popleft()
+            token, generation, release = self._to_settle.popleft()
             delivery = self._unsettled.pop(token, None)
             if delivery is not None and generation == self._generation and self._conn:
-                delivery.update(Delivery.ACCEPTED)
+                delivery.update(Delivery.RELEASED if release else Delivery.ACCEPTED)
                 delivery.settle()
             # else: taken on a connection that is gone; the broker redelivers it
 

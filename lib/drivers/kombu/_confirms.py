@@ -11,7 +11,15 @@ its own ack, with no hand-off. Every ``publish`` still returns only once the
 broker confirmed that message, and raises if it was returned or refused.
 
 The socket is written and read only under one lock; a reader waits for data
-with ``select`` outside it, so publishers are never held up by a wait.
+with ``select`` outside it, so publishers are never held up by a wait. Nobody
+waits for that lock longer than its own timeouts: a connection attempt made
+under it is one attempt (one try of each host, each bounded by
+``connect_timeout``; the back-off between attempts is the caller's, outside
+every lock), writes and declarations run under a socket timeout, and a sender
+that waited while another's attempt failed counts that failure as its own
+attempt instead of making one more. Declarations go on a channel of their own,
+so one the broker refuses (``PRECONDITION_FAILED``) fails the sender that asked
+for it, and nobody else's publish.
 """
 
 from __future__ import annotations
@@ -20,23 +28,35 @@ import contextlib
 import select
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import amqp
+import amqp.exceptions
+import kombu.exceptions
 
 from .._buffered import drain, frame_ready
 
-__all__ = ["ConfirmLost", "ConfirmingChannel", "Nacked", "Returned"]
+__all__ = ["ConfirmLost", "ConfirmingChannel", "Nacked", "Returned", "Unreachable"]
 
 #: How long a waiting thread sleeps before checking again that someone reads
 #: (a safety net: a hand-off wakes it at once).
 _WAIT_SLICE = 0.5
+#: AMQP classes whose methods are declarations (exchange, queue): a channel
+#: error the broker raises for one closed the declaring channel only.
+_DECLARATIONS = frozenset({40, 50})
 
 
 class ConfirmLost(ConnectionError):
     """The connection went away before the broker confirmed the message: it may
     or may not have arrived, so it is published again (at least once)."""
+
+
+class Unreachable(ConnectionError):
+    """No connection to publish on: this sender's connection attempt failed, or
+    the one in progress it waited for did. Nothing was sent; it counts as one
+    failed attempt (the caller backs off, outside every lock, and tries again
+    if its ``retry`` allows)."""
 
 
 class Nacked(Exception):
@@ -49,6 +69,19 @@ class Returned(Exception):
     def __init__(self, exc: BaseException) -> None:
         super().__init__(str(exc))
         self.reason = exc
+
+
+class _Refused(Exception):
+    """A declaration the broker refused (carried past the handler that would
+    drop the whole connection)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+#: ``having_timeout`` when there is no socket (nothing to bound).
+_NO_TIMEOUT = contextlib.nullcontext()
 
 
 class _Waiter:
@@ -64,23 +97,31 @@ class _Waiter:
 class ConfirmingChannel:
     """A kombu connection's AMQP channel in confirm mode, for many threads.
 
-    ``publish`` connects ``conn`` when needed (under the lock) with kombu's
-    ``ensure_connection``, its retry ``policy`` and ``errback``, raising what
-    kombu raises once the retries ran out. ``errors`` are
-    those of a lost connection or channel, ``recoverable`` those of them worth
-    publishing again for (a closed connection, not a refused declaration).
-    Errors reading or writing drop the channel and fail every waiting publish
-    with :class:`ConfirmLost`, so each caller can publish again on a fresh
-    connection.
+    ``publish`` connects ``conn`` when needed (under the lock): one attempt,
+    trying each of its hosts once (``errback`` is told of each host that
+    failed), raising :class:`Unreachable` when none answered, or what kombu
+    raised when retrying cannot help (refused credentials, a refused
+    certificate). ``errors`` are those of a lost connection or channel,
+    ``recoverable`` those of them worth publishing again for (a closed
+    connection, not a refused declaration). Errors reading or writing drop the
+    channel and fail every waiting publish with :class:`ConfirmLost`, so each
+    caller can publish again on a fresh connection. ``connect_timeout`` bounds
+    each host's try and the opening of the channel.
     """
 
     def __init__(self, conn: Any, *, errors: tuple[type[BaseException], ...],
                  recoverable: tuple[type[BaseException], ...],
-                 errback: Callable[[BaseException, float], None]) -> None:
+                 errback: Callable[[BaseException, float], None],
+                 connect_timeout: float) -> None:
         self._conn = conn
         self._errback = errback
         self._errors = errors
         self._recoverable = recoverable
+        self._connect_timeout = connect_timeout
+        hosts = max(1, len(getattr(conn, "alt", None) or ()))
+        #: The longest one connection attempt holds the lock (each host, and
+        #: the channel's opening): a sender waits that long for another's.
+        self._attempt_bound = (hosts + 1) * connect_timeout
         self._io = threading.Lock()  # the socket: writing, reading, reconnecting
         self._reading = threading.Lock()  # held by the one thread reading acks
         self._pending: dict[int, _Waiter] = {}  # by delivery tag, in tag order
@@ -91,26 +132,67 @@ class ConfirmingChannel:
         self._wire: tuple[Any, Any] | None = None
         self._tag = 0
         self._declared: set[int] = set()
+        #: The channel declarations go on (a refused one closes it, not ``_channel``).
+        self._declaring: Any = None
+        #: Connection attempts that failed so far, and the last one's error: a
+        #: sender that saw the count change while it waited shares that failure.
+        self._failures = 0
+        self._last_failure: BaseException | None = None
         self._closed = False
 
     # -- the channel (all under self._io) ------------------------------------------
-    def _open(self, policy: Mapping[str, Any]) -> Any:
+    def _open(self, seen: int) -> Any:
+        """The channel in confirm mode; without one, one connection attempt,
+        unless an attempt failed since this sender began (``seen``): that one
+        was this sender's attempt too."""
         if self._closed:
             raise ConfirmLost("the transport was cleaned up")
-        if self._channel is None:
-            self._conn.ensure_connection(errback=self._errback, **policy)
-            try:
-                connection = self._conn.connection
+        if self._channel is not None:
+            return self._channel
+        if self._failures != seen and self._last_failure is not None:
+            raise Unreachable(
+                f"{type(self._last_failure).__name__}: {self._last_failure} (the connection "
+                "attempt this send waited for failed)") from self._last_failure
+        try:
+            self._conn.ensure_connection(
+                errback=self._errback, max_retries=max(0, len(self._conn.alt or ()) - 1),
+                interval_start=0, interval_step=0, interval_max=0)
+            connection = self._conn.connection
+            with connection.transport.having_timeout(self._connect_timeout):
                 channel = connection.channel()
                 channel.confirm_select()
-            except self._errors as exc:
-                self._fail(exc)
-            channel.events["basic_ack"].add(self._on_ack)
-            channel.events["basic_nack"].add(self._on_nack)
-            channel.events["basic_return"].add(self._on_return)
-            self._channel, self._tag = channel, 0
-            self._wire = (connection.sock, connection.transport)
-        return self._channel
+        except Exception as exc:
+            self._failures += 1
+            self._last_failure = exc
+            with contextlib.suppress(Exception):  # half open at most
+                self._conn.collect()
+            with contextlib.suppress(Exception):
+                self._conn.maybe_switch_next()  # the next attempt starts on the next host
+            if isinstance(exc, (kombu.exceptions.OperationalError, *self._recoverable)):
+                raise Unreachable(f"{type(exc).__name__}: {exc}") from exc
+            raise  # retrying cannot help (credentials, a refused certificate)
+        if self._closed:  # cleaned up while connecting
+            self._lost(ConfirmLost("the transport was cleaned up"))
+            raise ConfirmLost("the transport was cleaned up")
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        channel.events["basic_return"].add(self._on_return)
+        self._channel, self._tag = channel, 0
+        self._wire = (connection.sock, connection.transport)
+        self._last_failure = None  # whoever waited since then was not failed by it
+        return channel
+
+    def _declare(self, entities: Sequence[Any]) -> None:
+        """Declare what this connection has not yet, on the declaring channel."""
+        for entity in entities:
+            ident = hash(entity)
+            if ident in self._declared:
+                continue
+            channel = self._declaring
+            if channel is None or not channel.is_open:
+                channel = self._declaring = self._conn.connection.channel()
+            entity(channel).declare()
+            self._declared.add(ident)
 
     def _fail(self, exc: BaseException) -> NoReturn:
         """Drop the channel after ``exc``; raise :class:`ConfirmLost` for an
@@ -123,7 +205,7 @@ class ConfirmingChannel:
     def _lost(self, exc: BaseException) -> None:
         """Drop the channel and connection; fail every publish still waiting."""
         pending, self._pending = self._pending, {}
-        self._channel = self._wire = None
+        self._channel = self._wire = self._declaring = None
         self._declared.clear()
         error = exc if isinstance(exc, ConfirmLost) else ConfirmLost(
             f"{type(exc).__name__}: {exc}")
@@ -168,29 +250,44 @@ class ConfirmingChannel:
     # -- publishing ----------------------------------------------------------------
     def publish(
         self, message: amqp.Message, *, exchange: str, routing_key: str, mandatory: bool,
-        declare: Sequence[Any], timeout: float | None, policy: Mapping[str, Any],
+        declare: Sequence[Any], timeout: float | None,
     ) -> None:
-        """Publish ``message`` and return once the broker confirmed it.
+        """One attempt: publish ``message`` and return once the broker confirmed it.
 
+        ``timeout`` bounds the wait for the confirm, the writing and declaring,
+        and (with one connection attempt on top) the wait for the lock.
         Raises :class:`Returned` (mandatory and unroutable), :class:`Nacked`,
-        :class:`ConfirmLost` (publish it again), or a connection or channel
-        error of kombu's while connecting or declaring.
+        :class:`ConfirmLost` (publish it again), :class:`Unreachable` (no
+        connection: try again later), or a channel error of kombu's for a
+        declaration the broker refused (the connection goes on).
         """
         key = (exchange, routing_key, bytes(message.body)) if mandatory else None
         waiter = _Waiter(key)
-        with self._io:
-            channel = self._open(policy)  # kombu's errors, once its retries ran out
-            try:
-                for entity in declare:
-                    ident = hash(entity)
-                    if ident not in self._declared:
-                        entity(channel).declare()
-                        self._declared.add(ident)
+        seen = self._failures
+        patience = self._attempt_bound + (timeout or 0.0) if timeout is not None else -1
+        if not self._io.acquire(timeout=patience):
+            raise ConfirmLost(f"the publishing connection stayed busy for {patience:.1f}s")
+        try:
+            channel = self._open(seen)
+            transport = self._wire[1] if self._wire is not None else None
+            with transport.having_timeout(timeout) if transport is not None else _NO_TIMEOUT:
+                try:
+                    self._declare(declare)
+                except amqp.exceptions.ChannelError as exc:
+                    if (exc.method_sig or (0,))[0] not in _DECLARATIONS:
+                        raise
+                    raise _Refused(exc) from exc  # only the declaring channel closed
                 self._tag += 1
                 self._pending[self._tag] = waiter
                 channel._basic_publish(message, exchange, routing_key, mandatory)
-            except self._errors as exc:
-                self._fail(exc)
+        except (Unreachable, ConfirmLost):
+            raise  # no connection (nothing to drop), or cleaned up
+        except _Refused as refused:
+            raise refused.error from None
+        except self._errors as exc:
+            self._fail(exc)
+        finally:
+            self._io.release()
         self._await(waiter, None if timeout is None else time.monotonic() + timeout)
         if waiter.error is not None:
             raise waiter.error
@@ -210,16 +307,30 @@ class ConfirmingChannel:
                 self._give_up(waiter, deadline)
 
     def _hand_over(self) -> None:
-        """Wake a thread still waiting, to read in turn."""
-        with self._io:
-            for waiter in self._pending.values():
-                waiter.event.set()
-                return
+        """Wake a thread still waiting, to read in turn (if the lock is busy, the
+        waiters' own wake-up every ``_WAIT_SLICE`` does it)."""
+        if self._io.acquire(timeout=_WAIT_SLICE):
+            try:
+                for waiter in self._pending.values():
+                    waiter.event.set()
+                    return
+            finally:
+                self._io.release()
 
     def _give_up(self, waiter: _Waiter, deadline: float) -> None:
-        with self._io:
+        """The confirm did not come in time: start afresh (or, if the lock is
+        busy, fail this publish alone: whoever holds the lock is bounded too)."""
+        if not self._io.acquire(timeout=_WAIT_SLICE):
+            if not waiter.done:
+                waiter.error = waiter.error or ConfirmLost(
+                    "the broker did not confirm the message in time")
+                waiter.done = True
+            return
+        try:
             if not waiter.done and time.monotonic() > deadline:
                 self._lost(ConfirmLost("the broker did not confirm the message in time"))
+        finally:
+            self._io.release()
 
     def _read_until(self, waiter: _Waiter, deadline: float | None) -> None:
         while not waiter.done:
@@ -240,7 +351,9 @@ class ConfirmingChannel:
                     readable = [sock]
                 if not readable:
                     continue
-            with self._io:
+            if not self._io.acquire(timeout=_WAIT_SLICE):
+                continue  # a sender holds it (bounded): look at the deadline again
+            try:
                 if self._wire is not wire:
                     continue
                 try:
@@ -248,6 +361,8 @@ class ConfirmingChannel:
                         drain(self._conn, 0, readable=True)
                 except Exception as exc:  # noqa: BLE001 - lost, or a frame py-amqp chokes on
                     self._lost(exc)  # either way the channel's state is unknown: start afresh
+            finally:
+                self._io.release()
 
     def close(self) -> None:
         """Fail whatever still waits and close the connection; no more publishing.

@@ -5,6 +5,10 @@ wire-compatible with oslo.messaging's rabbit driver.
   sending thread shares (see :mod:`._confirms`), so ``send`` returns once the
   broker confirmed the message while concurrent sends share the wait; lost
   connections are retried with back-off, failing over across the URL's hosts.
+  Each send's own ``retry`` counts its attempts (a connection attempt another
+  sender made while it waited counts as one), and the back-off waits happen
+  outside every lock: ``retry=0`` is one attempt, never a wait behind another
+  thread's retries.
   Other kombu transports publish through a pool (see :mod:`._pooled`).
   ``at_least_once`` publishes mandatory: an unroutable call raises
   :class:`MessageUndeliverable` instead of waiting for its timeout.
@@ -33,7 +37,7 @@ from ..._errors import (
 from ..._logging import get_logger
 from ..._url import mask_password
 from ..base import SERVER_RETRIES, Driver, Listener, PendingReply
-from ._confirms import ConfirmingChannel, ConfirmLost, Nacked, Returned
+from ._confirms import ConfirmingChannel, ConfirmLost, Nacked, Returned, Unreachable
 from ._entities import Entities
 from ._listener import KombuListener, connection_errors
 from ._options import (
@@ -58,6 +62,8 @@ __all__ = ["KombuDriver"]
 _OTHER_OPTIONS = frozenset({"control_exchange", "rabbit_qos_prefetch_count"})
 
 log = get_logger("dovecote.kombu")
+#: Why a send retrying when ``cleanup()`` came ends.
+_CLEANED_UP = ConfirmLost("the transport was cleaned up")
 
 
 def _wants_at_least_once(transport_options: Any) -> bool:
@@ -102,7 +108,7 @@ class KombuDriver(Driver):
                 self.new_connection("publish"), errors=connection_errors(template),
                 recoverable=(*template.recoverable_connection_errors,
                              *template.recoverable_channel_errors, TimeoutError),
-                errback=self._publisher_retrying)
+                errback=self._publisher_failover, connect_timeout=self.opts.connect_timeout)
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._reply: ReplyConsumer | None = None
@@ -187,8 +193,11 @@ class KombuDriver(Driver):
         """Publish ``body`` persistently and wait for the broker's confirm,
         retrying ``retry`` times (default ``max_retries``; ``None``: forever).
 
-        Raises :class:`MessageUndeliverable` when a mandatory message was
-        returned, :class:`MessageDeliveryFailure` when the retries ran out.
+        Each attempt is bounded (``connect_timeout`` per host, the lock, and
+        ``confirm_timeout``); the waits between attempts happen here, outside
+        every lock, and end early at ``cleanup()``. Raises
+        :class:`MessageUndeliverable` when a mandatory message was returned,
+        :class:`MessageDeliveryFailure` when the retries ran out.
         """
         self.ensure_open("send")
         if self._confirming is None:
@@ -212,18 +221,20 @@ class KombuDriver(Driver):
             try:
                 self._confirming.publish(
                     message, exchange=name, routing_key=routing_key, mandatory=mandatory,
-                    declare=declare, timeout=self.opts.confirm_timeout, policy=policy)
+                    declare=declare, timeout=self.opts.confirm_timeout)
             except Returned as exc:
                 raise MessageUndeliverable(exc.reason, name, routing_key, body) from None
-            except ConfirmLost as exc:
-                if self.closed or (policy["max_retries"] is not None
-                                   and retries >= policy["max_retries"]):
-                    raise self._publish_failure(name, routing_key, exc) from None
+            except (ConfirmLost, Unreachable) as exc:
+                if self.closed:
+                    raise self._publish_failure(name, routing_key, _CLEANED_UP) from None
+                if policy["max_retries"] is not None and retries >= policy["max_retries"]:
+                    raise self._publish_failure(name, routing_key, exc,
+                                                attempts=retries + 1) from None
                 retries += 1
                 wait = self.opts.splayed(interval)
                 self._log_retry(exc, wait)
                 if self._closing.wait(wait):
-                    raise self._publish_failure(name, routing_key, exc) from None
+                    raise self._publish_failure(name, routing_key, _CLEANED_UP) from None
                 interval = min(interval + policy["interval_step"], policy["interval_max"])
             except Nacked as exc:
                 raise self._publish_failure(name, routing_key, exc) from None
@@ -232,17 +243,20 @@ class KombuDriver(Driver):
             else:
                 return
 
-    def _publish_failure(self, exchange: str, routing_key: str,
-                         exc: BaseException) -> MessageDeliveryFailure:
+    def _publish_failure(self, exchange: str, routing_key: str, exc: BaseException, *,
+                         attempts: int | None = None) -> MessageDeliveryFailure:
+        tries = "" if attempts is None else f" ({attempts} attempt{'s' * (attempts != 1)})"
         return self.failure(
-            f"Could not publish to exchange {exchange!r} with routing key {routing_key!r}", exc)
+            f"Could not publish to exchange {exchange!r} with routing key {routing_key!r}"
+            f"{tries}", exc)
 
-    def _publisher_retrying(self, exc: BaseException, interval: float) -> None:
-        """kombu's errback while the shared publishing connection reconnects:
-        log the retry, or end kombu's retry loop once ``cleanup()`` began."""
+    def _publisher_failover(self, exc: BaseException, _interval: float) -> None:
+        """kombu's errback when one host of a connection attempt failed and the
+        attempt goes on to the next (no wait: the back-off is ``publish``'s):
+        log it, or end the attempt once ``cleanup()`` began."""
         if self._closing.is_set():
             raise ConfirmLost("the transport was cleaned up")
-        self.on_connection_error(exc, interval)
+        self._log_retry(exc, 0.0)
 
     def send_reply(self, reply_q: str, data: str, *, msg_id: str | None) -> None:
         """Publish an encoded reply or heartbeat to ``reply_q``; one for a queue
@@ -386,3 +400,28 @@ class KombuDriver(Driver):
             listener.cleanup()
         self.pool.force_close_all()
         self._pending.clear()
+
+    def queue_info(self, name: str) -> tuple[bool, int] | None:
+        """A passive ``queue.declare`` on a pooled connection. AMQP only: kombu's
+        Redis keeps no empty queue, so it cannot tell "empty" from "none"."""
+        import contextlib
+
+        if not self.is_amqp:
+            return None
+        self.ensure_open("inspect a queue")
+        conn = self.pool.acquire(block=True)
+        try:
+            channel = conn.channel()
+            try:
+                _, messages, _ = channel.queue_declare(queue=name, passive=True)
+            except amqp.exceptions.NotFound:
+                return False, 0
+            finally:
+                with contextlib.suppress(*connection_errors(conn)):
+                    channel.close()
+        except connection_errors(conn) as exc:
+            conn.collect()
+            raise self.failure(f"Could not inspect queue {name!r}", exc) from None
+        finally:
+            conn.release()
+        return True, messages

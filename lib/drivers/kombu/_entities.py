@@ -17,6 +17,7 @@ declare the same names without ``PRECONDITION_FAILED``:
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +28,18 @@ from ._queue_manager import QueueManager
 if TYPE_CHECKING:
     from ._options import KombuOptions
 
-__all__ = ["STREAM_OFFSET", "Entities", "StreamOffsets"]
+__all__ = ["CLOCK_SLACK", "STREAM_OFFSET", "Entities", "StreamOffsets"]
 
 #: Exchanges kept by name (topics and fanouts a process sends to are few).
 _EXCHANGE_CACHE_SIZE = 1024
 #: The consumer argument, and the header of each delivery, holding a stream offset.
 STREAM_OFFSET = "x-stream-offset"
+#: Seconds a pinned stream position is moved back: the broker's clock (which
+#: stamps the stream's chunks) may be behind this host's by that much without
+#: a cast being skipped; a few casts sent up to that long before the listener
+#: first subscribed may be read in exchange (only after a reconnection that
+#: came before its first delivery).
+CLOCK_SLACK = 2.0
 
 
 class Entities:
@@ -88,9 +95,14 @@ class Entities:
         exchanges: ``<topic>``, ``<topic>.<server>``, or a notification queue
         (``<topic>.<priority>`` or a pool bound to several of them)."""
         exchanges = {name_: self.topic_exchange(name_) for name_, _ in bindings}
+        # A notification pool (named unlike every key it is bound to) expires
+        # unused after notification_pool_ttl, when that is set.
+        pool = all(key != name for _, key in bindings)
         options: dict[str, Any] = {
             "durable": self.opts.durable, "auto_delete": self.opts.amqp_auto_delete,
-            "queue_arguments": self._queue_arguments(ttl=0, quorum=self.opts.rabbit_quorum_queue),
+            "queue_arguments": self._queue_arguments(
+                ttl=self.opts.notification_pool_ttl if pool else 0,
+                quorum=self.opts.rabbit_quorum_queue),
         }
         if len(bindings) == 1:
             exchange, key = bindings[0]
@@ -164,17 +176,27 @@ class Entities:
 
 
 class StreamOffsets:
-    """Where each stream a listener reads from resumes, as oslo.messaging does
-    it: after the last delivery seen when the connection comes back, and from
-    ``last`` (the stream's last chunk) after the broker cancelled the consumer
-    (the stream was deleted and its offsets mean nothing any more).
+    """Where each stream a listener reads from resumes after a reconnection.
 
-    A new listener starts at ``next``: it sees the casts sent after it started,
-    as a classic fanout queue would. (oslo.messaging starts at ``last``, which
-    can replay a few casts sent before the listener existed.)"""
+    A new listener starts at ``next``: it sees the casts sent after it
+    subscribed, as a classic fanout queue would (oslo.messaging starts at
+    ``last``, which can replay a few casts sent before the listener existed).
+    That position means "now" to the broker, so it is pinned the moment it is
+    asked for: until the listener has taken a delivery, every later
+    subscription asks for the stream from that time (an AMQP timestamp offset,
+    :data:`CLOCK_SLACK` earlier), and the casts sent while it was away are read
+    after it is back instead of being skipped. Once a delivery was taken, it
+    resumes exactly after the last one taken (its ``x-stream-offset`` + 1).
+
+    RabbitMQ starts a timestamp offset at the chunk holding that time (its own
+    clock, to the second), so a listener that reconnects before its first
+    delivery may also get a few casts sent just before it first subscribed,
+    never one it already took. After the broker cancelled the consumer (the
+    stream was deleted and its offsets mean nothing any more) it starts over
+    from ``last``, pinned the same way."""
 
     def __init__(self, queues: Any) -> None:
-        self._next: dict[str, Any] = {
+        self._next: dict[str, str | int | datetime.datetime] = {
             queue.name: "next" for queue in queues
             if (queue.queue_arguments or {}).get("x-queue-type") == "stream"
         }
@@ -183,12 +205,17 @@ class StreamOffsets:
         return bool(self._next)
 
     def consumer_arguments(self, queue_name: str) -> dict[str, Any] | None:
-        """The ``basic.consume`` arguments for ``queue_name`` (``None``: not a stream)."""
+        """The ``basic.consume`` arguments for ``queue_name`` (``None``: not a
+        stream), asked for just before subscribing."""
         offset = self._next.get(queue_name)
-        return None if offset is None else {STREAM_OFFSET: offset}
+        if offset is None:
+            return None
+        if isinstance(offset, str):  # "next" or "last": relative to now; pin it
+            self._next[queue_name] = _pinned_time()
+        return {STREAM_OFFSET: offset}
 
     def seen(self, queue_name: str, headers: Mapping[str, Any] | None) -> None:
-        """A delivery from ``queue_name`` arrived: resume after it."""
+        """A delivery from ``queue_name`` was taken: resume after it."""
         if queue_name in self._next and headers:
             offset = headers.get(STREAM_OFFSET)
             if isinstance(offset, int) and not isinstance(offset, bool):
@@ -198,3 +225,10 @@ class StreamOffsets:
         """The broker cancelled the consumers: resume from the last chunk."""
         for name in self._next:
             self._next[name] = "last"
+
+
+def _pinned_time() -> datetime.datetime:
+    """The timestamp offset that stands for "now" in a later subscription:
+    whole seconds (what an AMQP timestamp holds), :data:`CLOCK_SLACK` back."""
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=CLOCK_SLACK)
+    return now.replace(microsecond=0)

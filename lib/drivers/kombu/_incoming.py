@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import kombu.exceptions
-import kombu.transport.pyamqp
 
 from .._decoding import ERROR_HEADER, REDELIVERIES_HEADER, ROUTING_KEY_HEADER, first_routing_key
 from ..base import IncomingMessage
@@ -17,29 +16,7 @@ from ..base import IncomingMessage
 if TYPE_CHECKING:
     from ._listener import KombuListener
 
-__all__ = ["KombuIncomingMessage", "connection_errors", "undecompressed"]
-
-
-class _Undecompressed(kombu.transport.pyamqp.Message):
-    """kombu's AMQP message without kombu's decompression: kombu inflates a body
-    whose ``compression`` header names a codec before anything can check its
-    size, so a small body could inflate to gigabytes. Neither dovecote nor
-    oslo.messaging compresses: such a body is taken as it came (and, being no
-    JSON, parked or refused), its headers intact."""
-
-    def __init__(self, msg: Any, channel: Any = None, **kwargs: Any) -> None:
-        headers = msg.properties.get("application_headers")
-        compression = headers.pop("compression", None) if isinstance(headers, dict) else None
-        super().__init__(msg, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
-        if compression is not None:
-            self.headers["compression"] = compression
-
-
-def undecompressed(channel: Any) -> Any:
-    """``channel``, made to hand over bodies as they came (see :class:`_Undecompressed`)."""
-    if isinstance(channel, kombu.transport.pyamqp.Channel):
-        channel.Message = _Undecompressed
-    return channel
+__all__ = ["KombuIncomingMessage", "connection_errors"]
 
 
 def connection_errors(conn: Any) -> tuple[type[BaseException], ...]:
@@ -128,3 +105,12 @@ class KombuIncomingMessage(IncomingMessage):
             self._republish(name, headers, declare=[entities.dead_letter_queue(name)])
             self.acknowledge()
         return name
+
+    def release(self) -> None:
+        """Reject this copy with requeue, through the listener's thread like an
+        acknowledgement (a request was acknowledged when taken: nothing to do)."""
+        if self._settled:
+            return
+        self._settled = True
+        if self._listener.notifications:
+            self._listener.settle(self._raw, self._generation, release=True)

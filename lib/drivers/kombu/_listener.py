@@ -28,7 +28,7 @@ from .._decoding import ERROR_HEADER, REDELIVERIES_HEADER, ROUTING_KEY_HEADER, u
 from .._tls import TLSRefused
 from ..base import IncomingMessage, Listener
 from ._entities import StreamOffsets
-from ._incoming import KombuIncomingMessage, connection_errors, undecompressed
+from ._incoming import KombuIncomingMessage, connection_errors
 from ._options import Consumer
 from ._redis import subscribe_now
 
@@ -42,7 +42,6 @@ __all__ = [
     "KombuIncomingMessage",
     "KombuListener",
     "connection_errors",
-    "undecompressed",
 ]
 
 
@@ -70,13 +69,16 @@ class KombuListener(Listener):
         self._connected = False
         self._generation = 0
         self._buffer: collections.deque[tuple[str, Any, int]] = collections.deque()
-        self._settlements: queue.SimpleQueue[tuple[Any, int]] = queue.SimpleQueue()
+        #: (raw message, channel generation, release rather than acknowledge)
+        self._settlements: queue.SimpleQueue[tuple[Any, int, bool]] = queue.SimpleQueue()
         #: Notifications: delivery tags on the current channel not acknowledged yet.
         self._unacked: set[int] = set()
         #: ``rabbit_stream_fanout``: where each stream resumes after a reconnection.
         self._offsets = StreamOffsets(self.queues)
-        self._interval = opts.rabbit_retry_interval
+        self._backoff = opts.backoff()
         self._next_attempt = 0.0
+        #: Requests: the highest delivery tag acknowledged on the current channel.
+        self._acked_tag = 0
         with self._lock:
             try:
                 self._consume(opts.retry_policy(opts.listen_retries))
@@ -91,7 +93,7 @@ class KombuListener(Listener):
     def _consume(self, policy: dict[str, Any]) -> None:
         """Connect, declare every queue with its bindings, and start consuming."""
         self._conn.ensure_connection(errback=self.driver.on_connection_error, **policy)
-        channel = undecompressed(self._conn.channel())
+        channel = self._conn.channel()
         if self.driver.opts.prefetch_count:
             channel.basic_qos(0, self.driver.opts.prefetch_count, False)
         generation = self._generation + 1
@@ -107,7 +109,9 @@ class KombuListener(Listener):
         if not self.driver.is_amqp:  # kombu's Redis: a fanout reaches only subscribers
             subscribe_now(channel, self.driver.opts.connect_timeout)
         self._generation = generation
+        self._acked_tag = 0
         self._connected = True
+        self._backoff.opened()
 
     def _on_message(self, queue_name: str, generation: int, raw: Any) -> None:
         self._buffer.append((queue_name, raw, generation))
@@ -120,8 +124,7 @@ class KombuListener(Listener):
         self._connected = False
         self._buffer.clear()
         self._unacked.clear()
-        self._next_attempt = time.monotonic() + self.driver.opts.splayed(0.0)
-        self._interval = self.driver.opts.rabbit_retry_interval
+        self._next_attempt = time.monotonic() + self._backoff.lost()
         if isinstance(exc, amqp.exceptions.ConsumerCancelled):
             self._offsets.reset()  # a deleted stream: its offsets start over
         log.warning(
@@ -147,50 +150,53 @@ class KombuListener(Listener):
         try:
             self._consume(self.driver.opts.retry_policy(0))
         except self._errors as exc:
-            opts = self.driver.opts
+            wait = self._backoff.failed()
             log.warning(
                 "listener.reconnect_failed", transport=str(self.driver.url),
-                listener=self.name, retry_in=self._interval,
+                listener=self.name, retry_in=round(wait, 3),
                 error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
             )
-            self._next_attempt = time.monotonic() + opts.splayed(self._interval)
-            self._interval = min(self._interval + opts.rabbit_retry_backoff,
-                                 opts.rabbit_interval_max)
+            self._next_attempt = time.monotonic() + wait
             try:
                 self._conn.collect()
                 self._conn.maybe_switch_next()
             except Exception:  # noqa: BLE001 - best effort on a broken connection
                 log.debug("listener.switch_failed", listener=self.name)
             return False
-        self._interval = self.driver.opts.rabbit_retry_interval
         log.info("listener.reconnected", transport=str(self.driver.url), listener=self.name)
         if _instrument.probes:
             _instrument.listener_reconnected(self.driver.url.scheme)
         return True
 
     # -- settling ---------------------------------------------------------------
-    def settle(self, raw: Any, generation: int) -> None:
-        """Acknowledge ``raw`` now if the connection is free, else queue it for the
-        thread that is draining it."""
-        self._settlements.put((raw, generation))
+    def settle(self, raw: Any, generation: int, *, release: bool = False) -> None:
+        """Acknowledge ``raw`` (with ``release``: reject it with requeue, so the
+        broker delivers it again) now if the connection is free, else queue it
+        for the thread that is draining it. Never raises: a settlement that
+        cannot be sent costs the channel, and the broker gives back everything
+        on it that was not settled."""
+        self._settlements.put((raw, generation, release))
         if self._lock.acquire(blocking=False):
             try:
                 self._flush()
-            except self._errors as exc:
+            except Exception as exc:  # noqa: BLE001 - unsent: recycle the channel, never raise
                 self._lost(exc)
             finally:
                 self._lock.release()
 
     def _flush(self) -> None:
-        """Acknowledge every queued settlement (under the lock). Deliveries from
-        a lost channel are skipped: the broker already gave them back. Those
-        below every delivery still unsettled go in one ``multiple`` ack; the
-        others (settled out of order) one by one, so none waits on a slow one."""
+        """Send every queued settlement (under the lock). Deliveries from a lost
+        channel are skipped: the broker already gave them back. Releases go
+        first, each on its own (``basic.reject`` with requeue), so no
+        ``multiple`` ack below can cover one. Acknowledgements below every
+        delivery still unsettled go in one ``multiple`` ack; the others (settled
+        out of order) one by one, so none waits on a slow one."""
         settled: list[int] = []
+        released: list[int] = []
         channel: Any = None
         while True:
             try:
-                raw, generation = self._settlements.get_nowait()
+                raw, generation, release = self._settlements.get_nowait()
             except queue.Empty:
                 break
             if generation != self._generation or not self._connected:
@@ -198,14 +204,20 @@ class KombuListener(Listener):
                           reason="its channel was lost; the broker redelivers it")
                 continue
             if not self.driver.is_amqp:  # other kombu transports: no ``multiple``
-                raw.ack()
+                if release:
+                    raw.reject(requeue=True)
+                else:
+                    raw.ack()
                 continue
-            settled.append(raw.delivery_tag)
+            (released if release else settled).append(raw.delivery_tag)
             channel = raw.channel
-        if not settled:
+        if not settled and not released:
             return
         unacked = self._unacked
         unacked.difference_update(settled)
+        unacked.difference_update(released)
+        for tag in released:
+            channel.basic_reject(tag, requeue=True)
         floor = min(unacked) if unacked else None
         below = [tag for tag in settled if floor is None or tag < floor]
         if below:
@@ -283,12 +295,8 @@ class KombuListener(Listener):
                 out.append(self._decode(queue_name, raw, generation))
             return out
         if taken and not self.notifications:
-            # Requests: at most once, acknowledged when taken; one ``multiple``
-            # ack covers the batch (every earlier delivery on this channel was
-            # taken and acknowledged before it).
-            _queue, raw, _generation = taken[-1]
             try:
-                raw.channel.basic_ack(raw.delivery_tag, multiple=True)
+                self._ack_requests([raw for _queue, raw, _generation in taken])
             except self._errors as exc:
                 self._lost(exc)  # none acknowledged: the broker redelivers them all
                 return []
@@ -300,8 +308,27 @@ class KombuListener(Listener):
         return [self._decode(queue_name, raw, generation)
                 for queue_name, raw, generation in taken]
 
+    def _ack_requests(self, taken: list[Any]) -> None:
+        """Requests are at most once, acknowledged when taken: one ``multiple``
+        ack covers the batch when its deliveries are exactly the ones since the
+        last ack on this channel (the usual case); a ``multiple`` ack never
+        covers a delivery that was not taken, so otherwise each is acknowledged
+        on its own."""
+        tags = [raw.delivery_tag for raw in taken]
+        channel = taken[-1].channel
+        if tags == list(range(self._acked_tag + 1, self._acked_tag + 1 + len(tags))):
+            channel.basic_ack(tags[-1], multiple=True)
+        else:
+            log.warning("listener.delivery_gap", listener=self.name, after=self._acked_tag,
+                        tags=tags[:10], hint="acknowledged one by one")
+            for tag in tags:
+                channel.basic_ack(tag)
+        self._acked_tag = max(self._acked_tag, tags[-1])
+
     def _decode(self, queue_name: str, raw: Any, generation: int) -> KombuIncomingMessage:
-        decoded = unpack(raw.body, notifications=self.notifications, headers=raw.headers)
+        decoded = unpack(raw.body, notifications=self.notifications, headers=raw.headers,
+                         content_encoding=raw.content_encoding,
+                         unreadable=getattr(raw, "unreadable", None))
         if decoded.error is not None:
             log.warning("message.malformed", listener=self.name, queue=queue_name,
                         reason=decoded.error)

@@ -26,8 +26,10 @@ from kombu import messaging as _kombu_messaging
 from kombu.transport import pyamqp as _pyamqp
 
 from ..._errors import InvalidTransportURL
+from .._backoff import Backoff
 from .._options import as_bool, as_number
 from .._tls import TLS_OPTION_NAMES, TLS_PORT, TLSConnection, TLSOptions
+from . import _frames
 from ._redis import REDIS_SCHEMES, redis_transport
 
 if TYPE_CHECKING:
@@ -76,6 +78,8 @@ class KombuOptions:
     rabbit_transient_quorum_queue: bool = False
     rabbit_stream_fanout: bool = False
     rabbit_transient_queues_ttl: int = 1800
+    #: dovecote's: ``x-expires`` (seconds) of notification pool queues; 0: none.
+    notification_pool_ttl: int = 0
     use_queue_manager: bool = False
     hostname: str = dataclasses.field(default_factory=socket.gethostname)
     processname: str = dataclasses.field(
@@ -200,6 +204,13 @@ class KombuOptions:
             return interval
         return interval + random.uniform(0, self.kombu_reconnect_splay)
 
+    def backoff(self) -> Backoff:
+        """Reconnection waits for one long-lived connection (a listener's, the
+        reply consumer's): ``rabbit_retry_interval``, growing by
+        ``rabbit_retry_backoff`` up to ``rabbit_interval_max``, splayed."""
+        return Backoff(initial=self.rabbit_retry_interval, step=self.rabbit_retry_backoff,
+                       maximum=self.rabbit_interval_max, splay=self.splayed)
+
     def retry_policy(self, retries: int | None) -> dict[str, Any]:
         """kombu ``ensure``/``ensure_connection`` arguments for ``retries``
         (``None`` or -1: forever)."""
@@ -218,7 +229,14 @@ _LOGIN_METHODS = frozenset({"AMQPLAIN", "PLAIN", "EXTERNAL"})
 
 
 class _Connection(TLSConnection, _pyamqp.Connection):
-    """kombu's py-amqp connection, with dovecote's TLS (see :mod:`.._tls`)."""
+    """kombu's py-amqp connection, with dovecote's TLS (see :mod:`.._tls`), and
+    frames read safely, bodies handed over as bytes (see :mod:`._frames`)."""
+
+    Channel = _frames.Channel
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("frame_handler", _frames.frame_handler)
+        super().__init__(*args, **kwargs)
 
 
 class AMQPTransport(_pyamqp.Transport):

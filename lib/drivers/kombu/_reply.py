@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._logging import get_logger
 from .._buffered import drain
-from ._listener import connection_errors, undecompressed
+from ._listener import connection_errors
 from ._options import Consumer
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class ReplyConsumer:
         self._conn = driver.new_connection("reply")
         self._errors = connection_errors(self._conn)
         self._stop = threading.Event()
-        self._interval = driver.opts.rabbit_retry_interval
+        self._backoff = driver.opts.backoff()
         self._channel: Any = None
         try:
             self._consume(driver.retry_policy(retry))
@@ -53,17 +53,19 @@ class ReplyConsumer:
 
     def _consume(self, policy: dict[str, Any]) -> None:
         self._conn.ensure_connection(errback=self.driver.on_connection_error, **policy)
-        channel = undecompressed(self._conn.channel())
+        channel = self._conn.channel()
         self._queue(channel).declare()
         Consumer(
             channel, queues=[self._queue], no_ack=True, auto_declare=False,
             on_message=self._on_message,
         ).consume()
         self._channel = channel
+        self._backoff.opened()
 
     def _on_message(self, raw: Any) -> None:
         try:
-            self.driver.deliver_reply(raw.body)
+            self.driver.deliver_reply(raw.body, content_encoding=raw.content_encoding,
+                                      unreadable=getattr(raw, "unreadable", None))
         except Exception as exc:  # noqa: BLE001 - one bad reply must not stop the thread
             log.warning("reply.deliver_failed", transport=str(self.driver.url),
                         reply_q=self.name, error=str(exc))
@@ -78,7 +80,8 @@ class ReplyConsumer:
                 with contextlib.suppress(TimeoutError):
                     drain(self._conn, _DRAIN_TIMEOUT)
                 self._conn.heartbeat_check()
-            except self._errors as exc:
+            except Exception as exc:  # noqa: BLE001 - lost, or a frame py-amqp chokes on:
+                # either way the connection's state is unknown; the thread must go on
                 self._channel = None
                 log.warning(
                     "reply.connection_lost", transport=str(self.driver.url),
@@ -86,6 +89,7 @@ class ReplyConsumer:
                 )
                 self._collect()
                 connected = False
+                self._stop.wait(self._backoff.lost())
 
     def _collect(self) -> None:
         self._channel = None
@@ -100,17 +104,16 @@ class ReplyConsumer:
         try:
             self._consume(opts.retry_policy(0))
         except self._errors as exc:
+            wait = self._backoff.failed()
             log.warning(
                 "reply.reconnect_failed", transport=str(self.driver.url), reply_q=self.name,
-                retry_in=self._interval, error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
+                retry_in=round(wait, 3),
+                error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
             )
             self._collect()
             self._conn.maybe_switch_next()
-            self._stop.wait(opts.splayed(self._interval))
-            self._interval = min(self._interval + opts.rabbit_retry_backoff,
-                                 opts.rabbit_interval_max)
+            self._stop.wait(wait)
             return False
-        self._interval = opts.rabbit_retry_interval
         log.info("reply.reconnected", transport=str(self.driver.url), reply_q=self.name)
         return True
 
