@@ -339,8 +339,7 @@ def test_servers_survive_any_amqp_properties(kind: str, rabbitmq: str, topic: st
                 serve(transport, Target(topic=topic, server="s1"), [Api()]), \
                 running(listener), HostilePublisher() as publisher:
 
-            @settings(max_examples=_examples(transport), deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck), print_blob=True)
+            @_settings(transport)
             @given(properties=amqp_properties(), what=st.sampled_from(["call", "notification"]))
             def check(properties: bytes, what: str) -> None:
                 nonlocal sent

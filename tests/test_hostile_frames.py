@@ -129,12 +129,19 @@ def _notification(n: int) -> bytes:
                      "timestamp": "2026-12-05 08:00:00.000000"}).encode()
 
 
-@pytest.mark.parametrize("variant", [*UNDECODABLE, "punycode"])
+#: Refused for its encoding, with headers py-amqp reads but cannot write back
+#: (found by the fuzz suite: parking it failed, and it came round for ever).
+UNWRITABLE_HEADERS = properties(content_encoding="punycode", headers=nested_table(600))
+
+
+@pytest.mark.parametrize("variant", [*UNDECODABLE, "punycode", "punycode-unwritable-headers"])
 def test_a_notification_that_cannot_be_read_is_parked_and_the_rest_handled(
     server_url: str, topic: str, variant: str,
 ) -> None:
     if variant == "punycode":
         raw_properties = properties(content_encoding="punycode")
+    elif variant == "punycode-unwritable-headers":
+        raw_properties = UNWRITABLE_HEADERS
     else:
         raw_properties = UNDECODABLE[variant]
     transport = dovecote.get_transport(server_url)
@@ -160,7 +167,7 @@ def test_a_notification_that_cannot_be_read_is_parked_and_the_rest_handled(
         delete_queues(server_url, f"{topic}.info", f"{topic}.info.dead")
     assert sorted(n for n in meter.seen if n >= 0) == list(range(20))
     assert not _events(logs, "listener.connection_lost", "listener.reconnecting")
-    if variant == "punycode" or server_url.startswith("rabbit"):
+    if variant.startswith("punycode") or server_url.startswith("rabbit"):
         assert -1 not in meter.seen
         assert len(dead) == 1, dead
         assert "could not be decoded" in dead[0].reason or "content_encoding" in dead[0].reason

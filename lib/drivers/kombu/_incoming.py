@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import amqp.serialization
 import kombu.exceptions
 
 from .._decoding import ERROR_HEADER, REDELIVERIES_HEADER, ROUTING_KEY_HEADER, first_routing_key
@@ -24,6 +25,19 @@ def connection_errors(conn: Any) -> tuple[type[BaseException], ...]:
     return (
         kombu.exceptions.KombuError, *conn.connection_errors, *conn.channel_errors,
     )
+
+
+#: The headers a copy keeps when the others cannot be written back.
+_OWN_HEADERS = (ROUTING_KEY_HEADER, REDELIVERIES_HEADER, ERROR_HEADER)
+
+
+def _writable(headers: dict[str, Any]) -> bool:
+    """Whether py-amqp can encode ``headers`` as a field table."""
+    try:
+        amqp.serialization.dumps("F", [headers])
+    except Exception:  # noqa: BLE001 - whatever a peer sent that py-amqp decoded
+        return False
+    return True
 
 
 def _text(value: Any) -> str:
@@ -78,8 +92,14 @@ class KombuIncomingMessage(IncomingMessage):
         )
 
     def _headers(self) -> dict[str, Any]:
+        """The headers a requeued or parked copy carries: the ones it came with,
+        unless py-amqp cannot write them back (a table nested deeper than the
+        recursion limit, say); then only dovecote's own, so a message whose
+        headers are hostile can still be parked."""
         raw_headers, info = self._raw.headers, self._raw.delivery_info
         headers = dict(raw_headers) if isinstance(raw_headers, dict) else {}
+        if headers and self._listener.driver.is_amqp and not _writable(headers):
+            headers = {key: headers[key] for key in _OWN_HEADERS if key in headers}
         headers[ROUTING_KEY_HEADER] = first_routing_key(
             headers, info.get("routing_key") if isinstance(info, dict) else None) or ""
         return headers
