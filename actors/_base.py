@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeAlias
 import pykka
 import pykka.messages
 
-from dovecote._logging import ActorLog, History, get_logger, set_actor_log
+from ..observe._logging import ActorLog, History, get_logger, set_actor_log
 
 __all__ = ["DovecoteActor", "Shutdown", "Track", "mailbox_depth", "tell"]
 

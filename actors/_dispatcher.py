@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from dovecote import _instrument
-from dovecote._handling import Job, describe, trace_id
-from dovecote._logging import set_actor_log
-
+from .._handling import Job, describe, trace_id
+from ..observe import _probes
+from ..observe._logging import set_actor_log
 from ._base import SHUTDOWN, DovecoteActor, Track, tell
 from ._messages import (
     WORK,
@@ -29,9 +28,8 @@ from ._messages import (
 from ._worker import WorkQueue, run_job
 
 if TYPE_CHECKING:
-    from dovecote._handling import Handler
-    from dovecote.drivers.base import IncomingMessage
-
+    from .._handling import Handler
+    from ..drivers.base import IncomingMessage
     from ._flow import CreditGate, InFlight
     from ._listener import ListenerSpec
 
@@ -127,8 +125,8 @@ class DispatcherActor(DovecoteActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Batch):
             self.outstanding += len(message.messages)
-            if _instrument.probes:
-                _instrument.received(self.handler.owner, self.handler.kind, len(message.messages))
+            if _probes.probes:
+                _probes.received(self.handler.owner, self.handler.kind, len(message.messages))
             if self.log.records_debug:
                 ids = [m.trace or trace_id(m) for m in message.messages if not m.quiet]
                 if ids:

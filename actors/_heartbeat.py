@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dovecote._handling import HeartbeatScheduler, describe
-from dovecote._logging import get_logger
+from .._handling import HeartbeatScheduler, describe
+from ..observe._logging import get_logger
 
 if TYPE_CHECKING:
     import pykka
 
-    from dovecote.drivers.base import IncomingMessage
+    from ..drivers.base import IncomingMessage
 
 __all__ = ["HeartbeatTimer"]
 

@@ -8,11 +8,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from dovecote._control import CONTROL_NAMESPACE
-from dovecote._handling import describe, trace_id
-from dovecote._target import Target
-from dovecote.drivers._decoding import MAX_ID_LENGTH
-
+from .._handling import describe, trace_id
+from .._target import Target
+from ..drivers._decoding import MAX_ID_LENGTH
+from ..observe._control import CONTROL_NAMESPACE
 from ._base import DovecoteActor, Track, tell
 from ._flow import InFlight
 from ._messages import POLL, Batch, ListenerCrashed, ListenerDone, Poll
@@ -20,9 +19,8 @@ from ._messages import POLL, Batch, ListenerCrashed, ListenerDone, Poll
 if TYPE_CHECKING:
     import pykka
 
-    from dovecote._transport import Transport
-    from dovecote.drivers.base import IncomingMessage, Listener
-
+    from .._transport import Transport
+    from ..drivers.base import IncomingMessage, Listener
     from ._flow import CreditGate
 
 __all__ = ["ListenerActor", "ListenerSpec"]

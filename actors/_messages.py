@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pykka
 
-    from dovecote.drivers.base import IncomingMessage
-
+    from ..drivers.base import IncomingMessage
     from ._flow import InFlight
     from ._listener import ListenerSpec
 

@@ -12,23 +12,22 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from dovecote import _instrument
-from dovecote._endpoints import all_refs
-from dovecote._logging import History, get_logger
-
+from .._endpoints import all_refs
+from ..observe import _probes
+from ..observe._history import query_events, trace_events
+from ..observe._logging import History, get_logger
 from ._base import DovecoteActor, mailbox_depth, tell
 from ._dispatcher import DispatcherActor
 from ._flow import CreditGate
 from ._heartbeat import HeartbeatTimer
-from ._inspect import query_events, trace_events
 from ._listener import ListenerActor, ListenerSpec
 from ._messages import ListenerAdded, RemoveListener, StopServer
 from ._worker import WorkerActor
 
 if TYPE_CHECKING:
-    from dovecote._handling import Handler
-    from dovecote._target import Target
-    from dovecote._transport import Transport
+    from .._handling import Handler
+    from .._target import Target
+    from .._transport import Transport
 
 __all__ = ["EXECUTORS", "MessageHandlingServer"]
 
@@ -111,7 +110,7 @@ class MessageHandlingServer:
             self._endpoint_history(ref)
         self.handler.bind({"server": name}, self._heartbeats, self._endpoint_history)
         self.handler.owner = self
-        _instrument.track_server(self)
+        _probes.track_server(self)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -234,7 +233,7 @@ class MessageHandlingServer:
     def start(self) -> None:
         """Start the actors. With ``"blocking"`` this returns only after
         ``stop()``, having run every endpoint method in this thread."""
-        _instrument.autoload()
+        _probes.autoload()
         with self._lock:
             if self._dispatcher is not None:
                 return

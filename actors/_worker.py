@@ -9,16 +9,14 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from dovecote._handling import describe
-
+from .._handling import describe
 from ._base import DovecoteActor, Track, tell
 from ._messages import WORK, WORKER_IDLE, Work
 
 if TYPE_CHECKING:
     import pykka
 
-    from dovecote._handling import Job
-
+    from .._handling import Job
     from ._flow import CreditGate
 
 __all__ = ["WorkQueue", "WorkerActor", "run_job"]

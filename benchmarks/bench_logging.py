@@ -29,8 +29,8 @@ import structlog
 from bench_memory import call_round_trip, cast_throughput
 
 import dovecote
-from dovecote._logging import ActorLog, History, get_logger
-from dovecote._rpc_server import _OK, _STARTED
+from dovecote.observe._logging import ActorLog, History, get_logger
+from dovecote.rpc._server import _OK, _STARTED
 
 
 def _unconfigured() -> None:

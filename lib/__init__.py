@@ -1,6 +1,5 @@
 """dovecote: RPC and notifications between threaded services, on pykka actors."""
 
-from ._dead_letters import DeadLetter, replay_dead_letters, take_dead_letters
 from ._endpoints import (
     DefaultRPCAccessPolicy,
     ExplicitRPCAccessPolicy,
@@ -22,16 +21,6 @@ from ._errors import (
     RPCVersionCapError,
     UnsupportedVersion,
 )
-from ._logging import configure_logging
-from ._notification_filter import NotificationFilter
-from ._notification_listener import (
-    NotificationResult,
-    get_batch_notification_listener,
-    get_notification_listener,
-)
-from ._notifier import Notifier, get_test_notifications, reset_test_notifications
-from ._rpc_client import RPCClient, get_rpc_client
-from ._rpc_server import get_rpc_server
 from ._serializer import JsonPayloadSerializer, NoOpSerializer, Serializer
 from ._target import Target
 from ._transport import (
@@ -41,6 +30,17 @@ from ._transport import (
     get_transport,
 )
 from ._url import TransportHost, TransportURL
+from .notify._dead_letters import DeadLetter, replay_dead_letters, take_dead_letters
+from .notify._filter import NotificationFilter
+from .notify._listener import (
+    NotificationResult,
+    get_batch_notification_listener,
+    get_notification_listener,
+)
+from .notify._notifier import Notifier, get_test_notifications, reset_test_notifications
+from .observe._logging import configure_logging
+from .rpc._client import RPCClient, get_rpc_client
+from .rpc._server import get_rpc_server
 
 __all__ = [
     "DeadLetter",

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 import pykka
 import pykka.messages
 
-from . import _instrument
 from ._errors import ExpectedException
-from ._logging import get_logger
 from ._target import Target
+from .observe import _probes
+from .observe._logging import get_logger
 
 __all__ = [
     "Completion",
@@ -220,7 +220,7 @@ def actor_method(ref: pykka.ActorRef[Any], name: str) -> Callable[..., Any]:
             outcome[:] = [result, exc]
             finished.set()
 
-        if _instrument.probes:  # the caller's context (a dispatch's span) goes along
+        if _probes.probes:  # the caller's context (a dispatch's span) goes along
             context = contextvars.copy_context()
             run_in_actor(ref, lambda actor: context.run(func, actor, *args), done)
         else:

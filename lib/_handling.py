@@ -20,8 +20,8 @@ from .drivers._decoding import MAX_ID_LENGTH
 if TYPE_CHECKING:
     import pykka
 
-    from ._logging import History
     from .drivers.base import IncomingMessage
+    from .observe._logging import History
 
 __all__ = [
     "Done",

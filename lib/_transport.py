@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any
 
-from . import _instrument
 from ._errors import InvalidTransportURL
 from ._url import TransportURL
 from .drivers.base import Driver
+from .observe import _probes
 
 __all__ = [
     "DRIVER_GROUP",
@@ -63,7 +63,7 @@ class Transport:
         self, url: TransportURL, driver: Driver, *, allowed_remote_exmods: Iterable[str] = (),
     ) -> None:
         self.url = url
-        _instrument.autoload()
+        _probes.autoload()
         self.driver = driver
         self.allowed_remote_exmods = tuple(allowed_remote_exmods)
         self._lock = threading.Lock()

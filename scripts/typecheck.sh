@@ -8,7 +8,7 @@ root=build/typecheck
 rm -rf "$root"
 mkdir -p "$root/dovecote"
 for f in lib/*.py lib/py.typed; do ln -s "$PWD/$f" "$root/dovecote/"; done
-ln -s "$PWD/lib/drivers" "$root/dovecote/drivers"
+for d in lib/*/; do ln -s "$PWD/${d%/}" "$root/dovecote/$(basename "$d")"; done
 ln -s "$PWD/actors" "$root/dovecote/actors"
 cd "$root"
 exec mypy --config-file ../../pyproject.toml -p dovecote

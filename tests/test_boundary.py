@@ -314,7 +314,7 @@ def test_size_is_checked_before_the_body_is_parsed(
 def test_the_dispatcher_survives_a_bug_in_its_handler(
     transport: dovecote.Transport, topic: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from dovecote._rpc_server import RPCHandler
+    from dovecote.rpc._server import RPCHandler
 
     original = RPCHandler.prepare
     broken = threading.Event()

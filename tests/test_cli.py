@@ -25,14 +25,14 @@ from _rpc_support import PATIENCE, QueueProbe, delete_queues, running
 from conftest import AMQP1_URL
 
 import dovecote
-from dovecote._cli import main
-from dovecote._cli_support import progress
+from dovecote.cli._main import main
+from dovecote.cli._support import progress
 
 pytestmark = pytest.mark.timeout(90)
 
 HERE = Path(__file__).resolve().parent
 _SCRIPT = Path(sys.executable).with_name("dovecote")
-DOVECOTE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dovecote._cli"]
+DOVECOTE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dovecote.cli._main"]
 PASSWORD = "pa55-S3CRET"
 UNREACHABLE = f"rabbit://guest:{PASSWORD}@127.0.0.1:1/"
 SUBCOMMANDS = ["call", "cast", "notify", "listen", "serve", "ping", "actors", "events", "logs",

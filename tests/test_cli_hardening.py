@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from test_cli import DOVECOTE, Background, assert_bad_input, dovecote_cli
 
 import dovecote
-from dovecote._cli import main
+from dovecote.cli._main import main
 from dovecote.drivers._decoding import ERROR_HEADER
 from dovecote.drivers.memory import get_broker
 
@@ -206,8 +206,8 @@ def test_human_output_never_holds_a_control_character(
     log.write_text(json.dumps({"event": text or "e", "actor": text, "timestamp": text,
                                "level": text, text or "k": text}) + "\n")
     outputs.append(in_process("logs", str(log)))
-    from dovecote._cli_bus import notification_line  # what `listen` prints, line by line
-    from dovecote._cli_support import show
+    from dovecote.cli._bus import notification_line  # what `listen` prints, line by line
+    from dovecote.cli._support import show
 
     shown = io.StringIO()
     with contextlib.redirect_stdout(shown):

@@ -15,8 +15,8 @@ from _rpc_support import delete_queues, serve
 
 import dovecote
 from dovecote import Target
-from dovecote._control import CONTROL_NAMESPACE
-from dovecote._rpc_dispatcher import RPCDispatcher
+from dovecote.observe._control import CONTROL_NAMESPACE
+from dovecote.rpc._dispatcher import RPCDispatcher
 from dovecote.testing import call_endpoint
 
 pytestmark = [pytest.mark.timeout(60)]

@@ -53,8 +53,8 @@ from hypothesis import strategies as st
 
 import dovecote
 from dovecote import Target, _wire
-from dovecote._notification_listener import PRIORITIES
 from dovecote.drivers.base import PendingReply
+from dovecote.notify._listener import PRIORITIES
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.usefixtures("no_deaths")]
 

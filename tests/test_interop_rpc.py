@@ -310,7 +310,7 @@ def test_oslo_ping_answered_both_ways(
     try:
         with oslo_side.serving(f"{topic}_oslo", Endpoint("s1", queue.SimpleQueue())):
             done = subprocess.run(
-                [sys.executable, "-m", "dovecote._cli", "ping", rabbitmq, f"{topic}_oslo",
+                [sys.executable, "-m", "dovecote.cli._main", "ping", rabbitmq, f"{topic}_oslo",
                  "--server", "s1", "--count", "2", "--timeout", "10"],
                 capture_output=True, text=True, timeout=60, check=False)
     finally:

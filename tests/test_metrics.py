@@ -32,7 +32,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import dovecote
-from dovecote import NotificationResult, Target, _instrument, metrics
+from dovecote import NotificationResult, Target, metrics
+from dovecote.observe import _probes
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("no_deaths")]
 
@@ -365,7 +366,7 @@ class Unreadable:
 
 def test_a_scrape_never_fails_because_of_a_server(registry: CollectorRegistry) -> None:
     broken = Unreadable()
-    _instrument.track_server(broken)  # type: ignore[arg-type]
+    _probes.track_server(broken)  # type: ignore[arg-type]
     try:
         with structlog.testing.capture_logs() as logs:
             text = generate_latest(registry).decode()
@@ -456,7 +457,7 @@ def test_client_labels_are_capped(topic: str, registry: CollectorRegistry) -> No
 
 def test_a_dispatch_without_a_server(registry: CollectorRegistry) -> None:
     probe = metrics.enable(registry)
-    probe.dispatch_finished(None, _instrument.Dispatched(None, "rpc", "echo", "ok", 0.001))
+    probe.dispatch_finished(None, _probes.Dispatched(None, "rpc", "echo", "ok", 0.001))
     assert value(registry, "dovecote_messages_handled_total", server="unknown", kind="rpc",
                  method="echo", outcome="ok") == 1
 
@@ -466,7 +467,7 @@ def test_a_dispatch_reported_in_parts_is_timed_once(registry: CollectorRegistry)
     the later reports untimed: every message counted, the dispatch timed once."""
     probe = metrics.enable(registry)
     for outcome, timed in (("requeued", True), ("dead_lettered", False)):
-        probe.dispatch_finished(None, _instrument.Dispatched(
+        probe.dispatch_finished(None, _probes.Dispatched(
             None, "notification", "info", outcome, 0.002, count=2, timed=timed))
     labels = {"server": "unknown", "kind": "notification", "method": "info"}
     assert value(registry, "dovecote_dispatch_seconds_count", **labels) == 1
@@ -510,7 +511,7 @@ def test_enable_twice_counts_once_and_disable_stops(topic: str) -> None:
     try:
         probe = metrics.enable(registry)
         assert metrics.enable(registry) is probe  # no "Duplicated timeseries"
-        assert _instrument.probes.count(probe) == 1
+        assert _probes.probes.count(probe) == 1
         with pytest.raises(ValueError, match="another registry"):
             metrics.enable(CollectorRegistry())
         labels = {"server": topic, "kind": "rpc", "method": "echo", "outcome": "ok"}
@@ -523,7 +524,7 @@ def test_enable_twice_counts_once_and_disable_stops(topic: str) -> None:
                          kind="rpc") == 1
 
             metrics.disable()
-            assert probe not in _instrument.probes
+            assert probe not in _probes.probes
             assert "dovecote_" not in generate_latest(registry).decode()  # unregistered
             client.call({}, "echo", value=2)
         kept = CollectorRegistry()  # the old metric objects: nothing more was counted
@@ -559,8 +560,8 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_importing_registers_nothing() -> None:
     result = run_python(
         "import prometheus_client, dovecote.metrics\n"
-        "from dovecote import _instrument\n"
-        "assert _instrument.probes == (), _instrument.probes\n"
+        "from dovecote.observe import _probes\n"
+        "assert _probes.probes == (), _probes.probes\n"
         "names = [m.name for m in prometheus_client.REGISTRY.collect()]\n"
         "assert not [n for n in names if n.startswith('dovecote')], names\n"
         "print('clean')\n")

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import dovecote
 from dovecote import Target
-from dovecote._notification_listener import PRIORITIES
+from dovecote.notify._listener import PRIORITIES
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.usefixtures("no_deaths")]
 

@@ -30,8 +30,8 @@ from test_notifications import listening, notification_queues
 
 import dovecote
 from dovecote import Target
-from dovecote._settling import SETTLE_WAITS, settle_patiently
 from dovecote.drivers.base import IncomingMessage, Listener
+from dovecote.notify._settling import SETTLE_WAITS, settle_patiently
 
 pytestmark = pytest.mark.timeout(120)
 

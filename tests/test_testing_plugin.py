@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dovecote
-from dovecote._instrument import Dispatched
 from dovecote.drivers.memory import get_broker
+from dovecote.observe._probes import Dispatched
 from dovecote.testing import (
     SentNotifications,
     call_endpoint,

@@ -27,8 +27,9 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 import dovecote
-from dovecote import NotificationResult, Target, _instrument, tracing
+from dovecote import NotificationResult, Target, tracing
 from dovecote.drivers.memory import get_broker
+from dovecote.observe import _probes
 
 pytestmark = pytest.mark.timeout(60)
 WIRE_KEY = "_context_dovecote_trace"
@@ -77,7 +78,7 @@ def provider(spans: Exporter) -> Iterator[TracerProvider]:
     tracing.disable()
     provider.shutdown()
     # What a probe raises is only logged (once): none of these tests may get there.
-    assert not [hook for cls, hook in _instrument._failed if cls is tracing._TracingProbe]
+    assert not [hook for cls, hook in _probes._failed if cls is tracing._TracingProbe]
 
 
 @pytest.fixture(params=["memory", pytest.param("rabbit", marks=pytest.mark.broker)])
@@ -409,13 +410,13 @@ def test_hostile_carriers_never_raise_and_never_make_broken_spans(
     values included: a valid span, a parent only from a well-formed traceparent."""
     probe = tracing._probe
     assert probe is not None
-    taken = [_instrument.take_carrier({"dovecote_trace": r}) for r in raw] + direct
+    taken = [_probes.take_carrier({"dovecote_trace": r}) for r in raw] + direct
     before = trace.get_current_span()
     token = probe.dispatch_started(None, "notification", "info", taken)
     span = token.span
     assert span.get_span_context().is_valid
     assert trace.get_current_span() is span
-    probe.dispatch_finished(token, _instrument.Dispatched(None, "notification", "info", "ok", 0))
+    probe.dispatch_finished(token, _probes.Dispatched(None, "notification", "info", "ok", 0))
     assert trace.get_current_span() is before  # detached
     if isinstance(span, trace.NonRecordingSpan):
         # Dropped only as the peer asked: a well-formed traceparent, not sampled.
@@ -440,8 +441,8 @@ def test_a_dispatch_that_ends_elsewhere_or_never_leaves_nothing_current(
     detached when the next dispatch starts in that thread."""
     probe = tracing._probe
     assert probe is not None
-    def report(outcome: str) -> _instrument.Dispatched:
-        return _instrument.Dispatched(None, "rpc", "m", outcome, 0)
+    def report(outcome: str) -> _probes.Dispatched:
+        return _probes.Dispatched(None, "rpc", "m", outcome, 0)
 
     before = trace.get_current_span()
     probe.dispatch_started(None, "rpc", "lost", ({},))  # never reported
@@ -520,7 +521,7 @@ def test_a_sampled_out_trace_still_travels_so_the_server_drops_it_too(
 def test_enable_is_idempotent_and_disable_stops_it(
         transport: Any, topic: str, provider: TracerProvider, spans: Exporter) -> None:
     tracing.enable(tracer_provider=provider)
-    assert sum(isinstance(p, tracing._TracingProbe) for p in _instrument.probes) == 1
+    assert sum(isinstance(p, tracing._TracingProbe) for p in _probes.probes) == 1
     notifier = dovecote.Notifier(transport, "p", topics=[topic])
     token = otel_context.attach(baggage.set_baggage("tenant", "t-1"))
     try:
@@ -531,7 +532,7 @@ def test_enable_is_idempotent_and_disable_stops_it(
     assert wire[WIRE_KEY]["baggage"] == "tenant=t-1"  # the global propagator's choice
     tracing.disable()
     tracing.disable()
-    assert not [p for p in _instrument.probes if isinstance(p, tracing._TracingProbe)]
+    assert not [p for p in _probes.probes if isinstance(p, tracing._TracingProbe)]
     assert sent_context(transport, topic, lambda: notifier.info({}, "e", {})) == {}
     assert len(spans.get_finished_spans()) == 1
 
@@ -589,7 +590,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 import dovecote
-from dovecote import _instrument
+from dovecote.observe import _probes
 
 mode = sys.argv[1]
 if mode == "disabled":
@@ -614,7 +615,7 @@ server.stop()
 server.wait(timeout=5)
 spans = {s.name: s for s in exporter.get_finished_spans()}
 print(json.dumps({
-    "probes": [type(p).__name__ for p in _instrument.probes],
+    "probes": [type(p).__name__ for p in _probes.probes],
     "spans": sorted(spans),
     "one_trace": len({s.context.trace_id for s in spans.values()}) == 1,
     "child": bool(spans) and spans["process echo"].parent.span_id

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 import dovecote
 from dovecote import InvalidTransportURL, TransportURL
-from dovecote._pytest_plugin import pytest_report_header
 from dovecote._url import is_secret_option, mask_password, mask_url
+from dovecote.testing._plugin import pytest_report_header
 
 SECRET = "S3CRET"
 DELIMITERS = ["/", "?", "#", "@", " ", ","]

@@ -26,7 +26,7 @@ import amqp
 import amqp.transport
 
 from .._errors import InvalidTransportURL, MessageDeliveryFailure
-from .._logging import get_logger
+from ..observe._logging import get_logger
 from ._buffered import BufferedReads, BufferedTCPTransport
 from ._options import as_bool
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _wire
 from .._errors import MessageDeliveryFailure, MessagingTimeout
-from .._logging import get_logger
+from ..observe._logging import get_logger
 from ._decoding import MAX_ID_LENGTH, decode_reply, encoding_problem
 
 if TYPE_CHECKING:

@@ -29,8 +29,8 @@ from proton.handlers import IncomingMessageHandler, MessagingHandler
 from proton.utils import BlockingConnection, BlockingSender, SendException
 
 from ..._errors import MessageDeliveryFailure
-from ..._logging import get_logger
 from ..._url import TransportHost, TransportURL, mask_password
+from ...observe._logging import get_logger
 from .._backoff import Backoff
 from .._tls import TLSRefused
 from ._address import Binding, Destination, QueueSpec

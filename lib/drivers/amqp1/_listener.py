@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import cproton
 from proton import Delivery, Timeout
 
-from ... import _instrument
 from ..._errors import MessageDeliveryFailure
+from ...observe import _probes
 from .._decoding import (
     ERROR_HEADER,
     REDELIVERIES_HEADER,
@@ -235,8 +235,8 @@ class Amqp1Listener(Listener):
         self._generation += 1
         self._backoff.opened()
         self._log.info("listener.connected", generation=self._generation)
-        if self._generation > 1 and _instrument.probes:
-            _instrument.listener_reconnected(self.driver.url.scheme)
+        if self._generation > 1 and _probes.probes:
+            _probes.listener_reconnected(self.driver.url.scheme)
 
     def _drop(self) -> BlockingConnection | None:
         """Forget the connection and every Proton object of it (the broker takes

@@ -34,8 +34,8 @@ from ..._errors import (
     MessageDeliveryFailure,
     MessageUndeliverable,
 )
-from ..._logging import get_logger
 from ..._url import mask_password
+from ...observe._logging import get_logger
 from ..base import SERVER_RETRIES, Driver, Listener, PendingReply
 from ._confirms import ConfirmingChannel, ConfirmLost, Nacked, Returned, Unreachable
 from ._entities import Entities

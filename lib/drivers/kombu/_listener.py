@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import amqp.exceptions
 
-from ... import _instrument
-from ..._logging import get_logger
+from ...observe import _probes
+from ...observe._logging import get_logger
 from .._buffered import drain, more_ready
 from .._decoding import ERROR_HEADER, REDELIVERIES_HEADER, ROUTING_KEY_HEADER, unpack
 from .._tls import TLSRefused
@@ -164,8 +164,8 @@ class KombuListener(Listener):
                 log.debug("listener.switch_failed", listener=self.name)
             return False
         log.info("listener.reconnected", transport=str(self.driver.url), listener=self.name)
-        if _instrument.probes:
-            _instrument.listener_reconnected(self.driver.url.scheme)
+        if _probes.probes:
+            _probes.listener_reconnected(self.driver.url.scheme)
         return True
 
     # -- settling ---------------------------------------------------------------

@@ -26,7 +26,7 @@ import time
 from queue import Empty
 from typing import Any
 
-from ..._logging import get_logger
+from ...observe._logging import get_logger
 
 __all__ = ["REDIS_SCHEMES", "expire_unread", "redis_transport", "subscribe_now"]
 

@@ -12,7 +12,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..._logging import get_logger
+from ...observe._logging import get_logger
 from .._buffered import drain
 from ._listener import connection_errors
 from ._options import Consumer

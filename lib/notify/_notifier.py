@@ -13,13 +13,14 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import _instrument, _wire
-from ._logging import get_logger
-from ._serializer import NoOpSerializer, Serializer
-from ._target import Target
+from .. import _wire
+from .._serializer import NoOpSerializer, Serializer
+from .._target import Target
+from ..observe import _probes
+from ..observe._logging import get_logger
 
 if TYPE_CHECKING:
-    from ._transport import Transport
+    from .._transport import Transport
 
 __all__ = [
     "NOTIFIER_DRIVERS",
@@ -65,7 +66,7 @@ class Notifier:
     ) -> None:
         self.transport = transport
         self.publisher_id = publisher_id
-        _instrument.autoload()
+        _probes.autoload()
         drivers = [driver] if isinstance(driver, str) else list(driver or ["messagingv2"])
         unknown = [name for name in drivers if name not in NOTIFIER_DRIVERS]
         if unknown:
@@ -105,8 +106,8 @@ class Notifier:
             "timestamp": _wire.utc_timestamp(),
         }
         sending = wire = None
-        if _instrument.probes:
-            sending = _instrument.Sending("notify", ",".join(self.topics), event_type)
+        if _probes.probes:
+            sending = _probes.Sending("notify", ",".join(self.topics), event_type)
             wire = sending.start(context)
         try:
             self._send(context, message, priority, wire or context)

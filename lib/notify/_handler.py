@@ -22,9 +22,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _instrument
-from ._endpoints import actor_method, actor_ref_of
-from ._handling import (
+from .._endpoints import actor_method, actor_ref_of
+from .._handling import (
     Done,
     Handler,
     HeartbeatScheduler,
@@ -35,13 +34,14 @@ from ._handling import (
     log_field,
     trace_id,
 )
-from ._logging import ActorLog, actor_log, get_logger
-from ._notification_filter import NotificationFilter
-from ._serializer import NoOpSerializer, Serializer
+from .._serializer import NoOpSerializer, Serializer
+from ..observe import _probes
+from ..observe._logging import ActorLog, actor_log, get_logger
+from ._filter import NotificationFilter
 from ._settling import settle_patiently
 
 if TYPE_CHECKING:
-    from .drivers.base import IncomingMessage
+    from ..drivers.base import IncomingMessage
 
 __all__ = ["PRIORITIES", "NotificationHandler", "NotificationResult"]
 
@@ -147,19 +147,19 @@ class NotificationHandler(Handler):
 
     def _name(self, incoming: IncomingMessage) -> str:
         """The priority ``incoming`` names if an endpoint handles it (a bounded
-        name for probes), else :data:`~dovecote._instrument.UNKNOWN`."""
+        name for probes), else :data:`~dovecote.observe._probes.UNKNOWN`."""
         priority = _priority(incoming.message) if incoming.error is None else ""
-        return priority if priority in self.callbacks else _instrument.UNKNOWN
+        return priority if priority in self.callbacks else _probes.UNKNOWN
 
-    def _report(self, probed: _instrument.Started | None, incoming: IncomingMessage,
+    def _report(self, probed: _probes.Started | None, incoming: IncomingMessage,
                 outcome: str, started: float, *, count: int = 1, result: Any = None,
                 error: BaseException | None = None, endpoints: Sequence[Any] = (),
                 timed: bool = True) -> None:
         """Tell the probes how a dispatch of ``incoming`` (of its group, for a
         batch) ended; nothing is computed when none listens (the hot path)."""
-        if probed is None and not _instrument.probes:
+        if probed is None and not _probes.probes:
             return
-        _instrument.dispatch_finished(probed, _instrument.Dispatched(
+        _probes.dispatch_finished(probed, _probes.Dispatched(
             self.owner, "notification", self._name(incoming), outcome,
             time.monotonic() - started, result, error, tuple(endpoints), count, timed))
 
@@ -193,7 +193,7 @@ class NotificationHandler(Handler):
         }
 
     def _prepared(self, incoming: IncomingMessage, started: float,
-                  probed: _instrument.Started | None) -> dict[str, Any] | None:
+                  probed: _probes.Started | None) -> dict[str, Any] | None:
         """The entry for ``incoming``, or ``None`` once it was parked or requeued
         (and reported) because it is malformed or the serializer refused it."""
         problem = _malformed(incoming)
@@ -237,10 +237,10 @@ class NotificationHandler(Handler):
         log = actor_log(self.log)
         if log.records_debug:
             log.debug("dispatch.started", msg_id=trace_id(incoming))
-        carrier = _instrument.take_carrier(incoming.ctxt)
+        carrier = _probes.take_carrier(incoming.ctxt)
         probed = None
-        if _instrument.probes:
-            probed = _instrument.dispatch_started(
+        if _probes.probes:
+            probed = _probes.dispatch_started(
                 self.owner, "notification", self._name(incoming), (carrier,))
         entry = self._prepared(incoming, started, probed)
         if entry is None:
@@ -348,7 +348,7 @@ class NotificationHandler(Handler):
             log.debug("dispatch.started", count=len(batch),
                       msg_ids=[trace_id(incoming) for incoming in batch])
         ok = True
-        carriers = [_instrument.take_carrier(incoming.ctxt) for incoming in batch]
+        carriers = [_probes.take_carrier(incoming.ctxt) for incoming in batch]
         by_priority: dict[str, list[tuple[IncomingMessage, dict[str, Any]]]] = {}
         held: dict[str, list[Mapping[str, str]]] = {}
         for incoming, carrier in zip(batch, carriers, strict=True):
@@ -361,8 +361,8 @@ class NotificationHandler(Handler):
             held.setdefault(priority, []).append(carrier)
         for priority, group in by_priority.items():
             probed = None
-            if _instrument.probes:
-                probed = _instrument.dispatch_started(
+            if _probes.probes:
+                probed = _probes.dispatch_started(
                     self.owner, "notification", self._name(group[0][0]), held[priority])
             ok = self._run_group(self.callbacks.get(priority, ()), group, started,
                                  probed) and ok
@@ -370,7 +370,7 @@ class NotificationHandler(Handler):
 
     def _run_group(self, callbacks: Sequence[Route],
                    group: list[tuple[IncomingMessage, dict[str, Any]]], started: float,
-                   probed: _instrument.Started | None) -> bool:
+                   probed: _probes.Started | None) -> bool:
         requeue_reason = None
         ran: list[Any] = []
         result = error = None

@@ -9,9 +9,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from dovecote.actors._inspect import about, as_epoch, trace_events
-
-from ._cli_support import BadInput, event_line, show, to_json
+from ..observe._history import about, as_epoch, trace_events
+from ._support import BadInput, event_line, show, to_json
 
 __all__ = ["filter_log", "log_trace", "logs", "read_log", "trace_lines"]
 

@@ -21,8 +21,8 @@ _NOTIFICATION_ENDS = frozenset({
 
 def watched_name(watched: Any) -> str:
     """``server 'name'``, ``endpoint actor Class`` or ``endpoint Class``, for texts."""
-    from ._endpoints import actor_ref_of
-    from .actors import MessageHandlingServer
+    from .._endpoints import actor_ref_of
+    from ..actors import MessageHandlingServer
 
     if isinstance(watched, MessageHandlingServer):
         return f"server {watched.name!r}"
@@ -54,7 +54,7 @@ def mark(server: Any) -> Mark:
         client.cast({}, "add", a=1, b=2)
         wait_for(server, "add", since=mark)
     """
-    from .actors import MessageHandlingServer
+    from ..actors import MessageHandlingServer
 
     if not isinstance(server, MessageHandlingServer):
         raise TypeError(f"mark() takes a server (from get_rpc_server or "
@@ -64,7 +64,7 @@ def mark(server: Any) -> Mark:
 
 def history_server(watched: Any, method: str | None, since: Mark | None) -> Any:
     """The server a plain call reads the history of, or ``TypeError`` saying why not."""
-    from .actors import MessageHandlingServer
+    from ..actors import MessageHandlingServer
 
     if not isinstance(watched, MessageHandlingServer):
         raise TypeError(

@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._target import Target
+from .._target import Target
 
 if TYPE_CHECKING:
-    from ._transport import Transport
-    from .drivers.base import Driver, IncomingMessage
+    from .._transport import Transport
+    from ..drivers.base import Driver, IncomingMessage
 
 __all__ = ["DeadLetter", "Replayed", "dead_letter_queue", "replay", "replay_dead_letters",
            "take_dead_letters"]

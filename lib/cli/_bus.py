@@ -15,7 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._cli_support import (
+from .._target import Target
+from .._transport import _load_driver_class
+from .._url import TransportURL, is_secret_option
+from ..notify._dead_letters import dead_letter_queue, replay, take_dead_letters
+from ..notify._listener import get_notification_listener
+from ..notify._notifier import Notifier
+from ..rpc._server import get_rpc_server
+from ._support import (
     PRIORITIES,
     BadInput,
     json_object,
@@ -25,13 +32,6 @@ from ._cli_support import (
     show,
     to_json,
 )
-from ._dead_letters import dead_letter_queue, replay, take_dead_letters
-from ._notification_listener import get_notification_listener
-from ._notifier import Notifier
-from ._rpc_server import get_rpc_server
-from ._target import Target
-from ._transport import _load_driver_class
-from ._url import TransportURL, is_secret_option
 
 __all__ = ["dead_letters", "listen", "notify", "serve", "url"]
 

@@ -14,7 +14,20 @@ import argparse
 import time
 from typing import Any
 
-from ._cli_support import (
+from .._errors import (
+    MessageDeliveryFailure,
+    MessageUndeliverable,
+    MessagingException,
+    MessagingTimeout,
+    NoSuchMethod,
+    RemoteError,
+    UnsupportedVersion,
+)
+from .._target import Target
+from .._transport import Transport
+from ..observe._control import CONTROL_NAMESPACE, MAX_EVENTS
+from ..rpc._client import get_rpc_client
+from ._support import (
     BadInput,
     Failed,
     err,
@@ -26,19 +39,6 @@ from ._cli_support import (
     table,
     to_json,
 )
-from ._control import CONTROL_NAMESPACE, MAX_EVENTS
-from ._errors import (
-    MessageDeliveryFailure,
-    MessageUndeliverable,
-    MessagingException,
-    MessagingTimeout,
-    NoSuchMethod,
-    RemoteError,
-    UnsupportedVersion,
-)
-from ._rpc_client import get_rpc_client
-from ._target import Target
-from ._transport import Transport
 
 __all__ = ["actors", "call", "cast", "events", "ping"]
 

@@ -32,10 +32,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from ._cli_support import open_transport
-from ._transport import Transport
-from ._url import TransportURL, mask_url
-from .testing import SentNotifications, forget_topic, unique_topic
+from .._transport import Transport
+from .._url import TransportURL, mask_url
+from ..cli._support import open_transport
+from . import SentNotifications, forget_topic, unique_topic
 
 __all__ = [
     "dovecote_notifications",

@@ -28,8 +28,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import _cli_commands as commands
-from ._logging import configure_logging
+from ..observe._logging import configure_logging
+from . import _commands as commands
 
 __all__ = ["main", "run"]
 

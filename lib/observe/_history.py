@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dovecote._logging import History
+    from ._logging import History
 
 __all__ = ["about", "as_epoch", "query_events", "trace_events"]
 

@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from . import _instrument, _wire
-from ._errors import InvalidTarget, MessagingTimeout, RPCVersionCapError
-from ._logging import get_logger
-from ._serializer import NoOpSerializer, Serializer
-from .drivers.base import CALL_MONITOR_RANGE, PendingReply
+from .. import _wire
+from .._errors import InvalidTarget, MessagingTimeout, RPCVersionCapError
+from .._serializer import NoOpSerializer, Serializer
+from ..drivers.base import CALL_MONITOR_RANGE, PendingReply
+from ..observe import _probes
+from ..observe._logging import get_logger
 
 if TYPE_CHECKING:
-    from ._target import Target
-    from ._transport import Transport
+    from .._target import Target
+    from .._transport import Transport
 
 __all__ = ["RPCClient", "get_rpc_client"]
 
@@ -77,7 +78,7 @@ class RPCClient:
     ) -> None:
         self.transport = transport
         self.serializer = serializer or NoOpSerializer()
-        _instrument.autoload()
+        _probes.autoload()
         self._options = _Options(
             target=target, timeout=timeout, version_cap=version_cap, retry=retry,
             call_monitor_timeout=_monitor(call_monitor_timeout),
@@ -150,8 +151,8 @@ class RPCClient:
         """Invoke ``method`` without waiting; with ``fanout`` on every server."""
         context, message = self._message(ctxt, method, kwargs)
         opts = self._options
-        if _instrument.probes:
-            probe = _instrument.Sending("cast", str(opts.target.topic), method)
+        if _probes.probes:
+            probe = _probes.Sending("cast", str(opts.target.topic), method)
             context = probe.start(context)
             try:
                 self.transport.driver.send(opts.target, context, message, retry=opts.retry,
@@ -167,7 +168,7 @@ class RPCClient:
         )
 
     def _start_call(self, ctxt: Any, method: str, kwargs: dict[str, Any]) -> tuple[
-        PendingReply, dict[str, Any], _instrument.Sending | None
+        PendingReply, dict[str, Any], _probes.Sending | None
     ]:
         opts = self._options
         if opts.target.fanout:
@@ -177,8 +178,8 @@ class RPCClient:
             _wire.new_id(), timeout=opts.timeout, call_monitor_timeout=opts.call_monitor_timeout
         )
         probe = wire_context = None
-        if _instrument.probes:
-            probe = _instrument.Sending("call", str(opts.target.topic), method)
+        if _probes.probes:
+            probe = _probes.Sending("call", str(opts.target.topic), method)
             wire_context = probe.start(context)
         driver = self.transport.driver
         driver.expect_reply(pending)

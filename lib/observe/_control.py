@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ._target import Target
+from .._target import Target
 
 if TYPE_CHECKING:
-    from .actors import MessageHandlingServer
+    from ..actors import MessageHandlingServer
 
 __all__ = [
     "CONTROL_NAMESPACE", "ControlEndpoint", "PingEndpoint", "is_control_endpoint",

@@ -20,8 +20,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
-from ._control import CONTROL_NAMESPACE, is_control_endpoint
-from ._endpoints import (
+from .._endpoints import (
     DefaultRPCAccessPolicy,
     RPCAccessPolicyBase,
     actor_ref_of,
@@ -29,10 +28,11 @@ from ._endpoints import (
     endpoint_target,
     install_invoker,
 )
-from ._errors import NoSuchMethod, UnsupportedVersion
-from ._handling import clip
-from ._rpc_client import version_is_compatible
-from ._serializer import NoOpSerializer, Serializer
+from .._errors import NoSuchMethod, UnsupportedVersion
+from .._handling import clip
+from .._serializer import NoOpSerializer, Serializer
+from ..observe._control import CONTROL_NAMESPACE, is_control_endpoint
+from ._client import version_is_compatible
 
 __all__ = ["BadRequest", "Found", "RPCDispatcher", "Route"]
 

@@ -18,11 +18,11 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import MessagingTimeout
+from .._errors import MessagingTimeout
 from ._logging import get_logger
 
 if TYPE_CHECKING:
-    from .actors import MessageHandlingServer
+    from ..actors import MessageHandlingServer
 
 __all__ = [
     "UNKNOWN",
@@ -113,7 +113,7 @@ class Probe:
     def client_started(self, kind: str, topic: str, name: str,
                        carrier: dict[str, Any]) -> Any:
         """A client is about to send; keys put in ``carrier`` travel with the
-        message in its context (see :data:`dovecote.tracing.CONTEXT_KEY`)."""
+        message in its context (see :data:`dovecote.observe.tracing.CONTEXT_KEY`)."""
         return None
 
     def client_finished(self, token: Any, call: ClientCall) -> None:
@@ -248,7 +248,7 @@ class Sending:
 
 
 #: Whether tracing may still switch itself on (until it is switched on, or
-#: ``dovecote.tracing.disable()`` says the application wants it off).
+#: ``dovecote.observe.tracing.disable()`` says the application wants it off).
 auto_tracing = True
 
 

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from . import _instrument, _wire
-from ._control import ControlEndpoint, PingEndpoint
-from ._endpoints import RPCAccessPolicyBase, run_in_actor
-from ._errors import ExpectedException
-from ._handling import (
+from .. import _wire
+from .._endpoints import RPCAccessPolicyBase, run_in_actor
+from .._errors import ExpectedException
+from .._handling import (
     Done,
     Handler,
     HeartbeatScheduler,
@@ -35,16 +34,18 @@ from ._handling import (
     log_field,
     trace_id,
 )
-from ._logging import ActorLog, History, actor_log, get_logger
-from ._rpc_dispatcher import BadRequest, Found, RPCDispatcher
-from ._serializer import Serializer
-from .drivers.base import UnsendableReply
+from .._serializer import Serializer
+from ..drivers.base import UnsendableReply
+from ..observe import _probes
+from ..observe._control import ControlEndpoint, PingEndpoint
+from ..observe._logging import ActorLog, History, actor_log, get_logger
+from ._dispatcher import BadRequest, Found, RPCDispatcher
 
 if TYPE_CHECKING:
-    from ._target import Target
-    from ._transport import Transport
-    from .actors import MessageHandlingServer
-    from .drivers.base import IncomingMessage
+    from .._target import Target
+    from .._transport import Transport
+    from ..actors import MessageHandlingServer
+    from ..drivers.base import IncomingMessage
 
 __all__ = ["RPCHandler", "get_rpc_server"]
 
@@ -65,7 +66,7 @@ class _Call:
         self.started = time.monotonic()
         self.ctxt: Any = None  # the deserialized context, once there is one
         self.token: object = None  # the call-monitor heartbeat, while it runs
-        self.probed: _instrument.Started | None = None  # probes told of the dispatch
+        self.probed: _probes.Started | None = None  # probes told of the dispatch
         self.reported = False  # probes told how it ended
 
     @property
@@ -167,9 +168,9 @@ class RPCHandler(Handler):
             self._reject(call, found, outcome="rejected")
             return False
         self._started(call, actor_log(self.log))
-        carrier = _instrument.take_carrier(incoming.ctxt)
-        if _instrument.probes:
-            call.probed = _instrument.dispatch_started(self.owner, "rpc", found.method, (carrier,))
+        carrier = _probes.take_carrier(incoming.ctxt)
+        if _probes.probes:
+            call.probed = _probes.dispatch_started(self.owner, "rpc", found.method, (carrier,))
         try:
             route = self.dispatcher.prepare_call(found, incoming.ctxt)
         except BaseException as exc:  # noqa: BLE001 - the serializer's error goes to the caller
@@ -193,9 +194,9 @@ class RPCHandler(Handler):
 
         def work(actor: Any) -> Any:  # in the endpoint actor's thread
             self._started(call, logger)
-            carrier = _instrument.take_carrier(call.incoming.ctxt)
-            if _instrument.probes:
-                call.probed = _instrument.dispatch_started(
+            carrier = _probes.take_carrier(call.incoming.ctxt)
+            if _probes.probes:
+                call.probed = _probes.dispatch_started(
                     self.owner, "rpc", found.method, (carrier,))
             stage.append("deserialize")
             route = self.dispatcher.prepare_call(found, call.incoming.ctxt)
@@ -297,13 +298,13 @@ class RPCHandler(Handler):
     def _report(self, call: _Call, outcome: str, result: Any = None,
                 error: BaseException | None = None) -> None:
         """Tell the probes how ``call`` ended (once; nothing when none listens)."""
-        if call.reported or (call.probed is None and not _instrument.probes):
+        if call.reported or (call.probed is None and not _probes.probes):
             return
         call.reported = True
         found = call.found
         name, endpoints = ((found.method, (found.endpoint,)) if isinstance(found, Found)
-                           else (_instrument.UNKNOWN, ()))
-        _instrument.dispatch_finished(call.probed, _instrument.Dispatched(
+                           else (_probes.UNKNOWN, ()))
+        _probes.dispatch_finished(call.probed, _probes.Dispatched(
             self.owner, "rpc", name, outcome, time.monotonic() - call.started, result, error,
             endpoints))
 
@@ -368,7 +369,7 @@ def get_rpc_server(
     ``events``, and oslo.messaging's ``oslo_rpc_server_ping``); each actor
     keeps its last ``event_history`` events (0: none).
     """
-    from .actors import MessageHandlingServer
+    from ..actors import MessageHandlingServer
 
     endpoints = list(endpoints)
     control_endpoint = ControlEndpoint() if control else None

@@ -14,7 +14,7 @@
 * :class:`SentNotifications`: what the ``test`` notifier driver kept;
 * :func:`unique_topic`: a topic no other test uses.
 
-The pytest plugin (``dovecote._pytest_plugin``, registered as an entry point)
+The pytest plugin (``dovecote.testing._plugin``, registered as an entry point)
 adds the fixtures ``dovecote_url``, ``dovecote_transport``, ``dovecote_topic``
 and ``dovecote_notifications``, and the option ``--dovecote-url``. This
 module needs no pytest: failures are ``AssertionError``.
@@ -29,14 +29,14 @@ import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ._notification_listener import PRIORITIES
-from ._testing_call import call_endpoint
-from ._testing_notifications import SentNotification, SentNotifications
-from ._testing_wait import Handled, Mark, Waiter, mark, wait_for
+from ..notify._listener import PRIORITIES
+from ._call import call_endpoint
+from ._notifications import SentNotification, SentNotifications
+from ._wait import Handled, Mark, Waiter, mark, wait_for
 
 if TYPE_CHECKING:
-    from ._transport import Transport
-    from .actors import MessageHandlingServer
+    from .._transport import Transport
+    from ..actors import MessageHandlingServer
 
 __all__ = [
     "Handled",

@@ -22,8 +22,8 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from ._transport import Transport, get_transport
-from ._url import mask_password
+from .._transport import Transport, get_transport
+from .._url import mask_password
 
 __all__ = [
     "MAX_JSON_DEPTH",

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from ._notifier import get_test_notifications, reset_test_notifications
+from ..notify._notifier import get_test_notifications, reset_test_notifications
 
 __all__ = ["SentNotification", "SentNotifications"]
 

@@ -1,7 +1,7 @@
 """Notification listeners: :func:`get_notification_listener` and its batch form.
 
 The handler (endpoints by priority, filters, requeue, dead letters) is in
-:mod:`dovecote._notification_handler`.
+:mod:`dovecote.notify._handler`.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._notification_handler import PRIORITIES, NotificationHandler, NotificationResult
-from ._serializer import Serializer
+from .._serializer import Serializer
+from ._handler import PRIORITIES, NotificationHandler, NotificationResult
 
 if TYPE_CHECKING:
-    from ._target import Target
-    from ._transport import Transport
-    from .actors import MessageHandlingServer
+    from .._target import Target
+    from .._transport import Transport
+    from ..actors import MessageHandlingServer
 
 __all__ = [
     "PRIORITIES",
@@ -31,7 +31,7 @@ def _build(
     executor: str, max_workers: int, max_in_flight: int, name: str | None,
     event_history: int,
 ) -> MessageHandlingServer:
-    from .actors import MessageHandlingServer
+    from ..actors import MessageHandlingServer
 
     targets = list(targets)
     server = MessageHandlingServer(

@@ -4,7 +4,7 @@ Two forms, told apart by how the call is written:
 
 * ``with wait_for(server, "add") as waited: ...``: a :class:`Waiter` entered
   before the action, like nameko's ``entrypoint_waiter``: its probe (see
-  :mod:`dovecote._instrument`) is registered on entry, so a request handled
+  :mod:`dovecote.observe._probes`) is registered on entry, so a request handled
   before the block even ends is never missed; the wait happens on exit, and
   ``waited`` holds what the methods returned or raised;
 * ``wait_for(server, "add")`` as a plain call blocks there and then, counting
@@ -30,9 +30,9 @@ import time
 from types import CodeType, FrameType, TracebackType
 from typing import Any
 
-from . import _instrument
-from ._endpoints import actor_ref_of
-from ._testing_history import (
+from .._endpoints import actor_ref_of
+from ..observe import _probes
+from ._history import (
     Mark,
     ended_in_history,
     history_note,
@@ -91,7 +91,7 @@ def _lower_priority(name: str) -> str:
     return "warn" if lowered == "warning" else lowered
 
 
-class Waiter(_instrument.Probe):
+class Waiter(_probes.Probe):
     """Counts what matches while it is registered; see :func:`wait_for`."""
 
     def __init__(self, watched: Any, method: str | None, *, count: int, timeout: float) -> None:
@@ -137,7 +137,7 @@ class Waiter(_instrument.Probe):
         return first.result
 
     # -- the probe ---------------------------------------------------------------------
-    def _matches(self, dispatched: _instrument.Dispatched) -> bool:
+    def _matches(self, dispatched: _probes.Dispatched) -> bool:
         if self.method is not None and dispatched.name != self.method and not (
                 dispatched.kind == "notification"
                 and dispatched.name == _lower_priority(self.method)):
@@ -156,7 +156,7 @@ class Waiter(_instrument.Probe):
     def dispatch_started(self, server: Any, kind: str, name: str, carriers: Any) -> Any:
         return _SEEN_START
 
-    def dispatch_finished(self, token: Any, dispatched: _instrument.Dispatched) -> None:
+    def dispatch_finished(self, token: Any, dispatched: _probes.Dispatched) -> None:
         # A server reports a dispatch after it replied: one that began before the
         # block was entered (the call the test made just before) may end after.
         if (token is not _SEEN_START
@@ -194,7 +194,7 @@ class Waiter(_instrument.Probe):
                 f"({self._plain}); write `with wait_for(...) as waited:` directly (not through "
                 "a variable, a helper or ExitStack), or call it without `with` after the send")
         self._entered = time.monotonic()
-        _instrument.add_probe(self)
+        _probes.add_probe(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -204,7 +204,7 @@ class Waiter(_instrument.Probe):
             if exc_type is None:
                 self.wait()
         finally:
-            _instrument.remove_probe(self)
+            _probes.remove_probe(self)
 
     def wait(self) -> None:
         """Wait (at most ``timeout`` seconds) until ``count`` matched; else raise
@@ -254,7 +254,7 @@ class Waiter(_instrument.Probe):
         return text
 
 
-def _describe(dispatched: _instrument.Dispatched) -> str:
+def _describe(dispatched: _probes.Dispatched) -> str:
     server = dispatched.server
     where = f" on server {server.name!r}" if server is not None else ""
     return f"{dispatched.kind} {dispatched.name!r} -> {dispatched.outcome}{where}"

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from . import _cli_bus as bus
-from . import _cli_rpc as rpc
-from ._cli_logs import logs
-from ._cli_support import PRIORITIES, BadInput, Failed, err, first_line, positive, seconds
-from ._errors import InvalidTransportURL, MessageDeliveryFailure, MessagingException
+from .._errors import InvalidTransportURL, MessageDeliveryFailure, MessagingException
+from . import _bus as bus
+from . import _rpc as rpc
+from ._logs import logs
+from ._support import PRIORITIES, BadInput, Failed, err, first_line, positive, seconds
 
 __all__ = ["NOTIFY_PRIORITIES", "PRIORITIES", "err", "run"]
 

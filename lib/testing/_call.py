@@ -1,8 +1,8 @@
 """``call_endpoint``: one request through the server's real dispatch path, no transport.
 
 The request is built and encoded as a client builds it, decoded by the same
-function the drivers use, and handed to an :class:`~dovecote._rpc_server.RPCHandler`
-over a :class:`~dovecote._rpc_dispatcher.RPCDispatcher`, as a server does; an
+function the drivers use, and handed to an :class:`~dovecote.rpc._server.RPCHandler`
+over a :class:`~dovecote.rpc._dispatcher.RPCDispatcher`, as a server does; an
 in-memory message captures the reply, which is decoded and rebuilt as
 :meth:`dovecote.RPCClient.call` rebuilds it. Nothing of dispatch is written
 again here, so what a test sees is what a caller would see.
@@ -14,15 +14,15 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import _wire
-from ._endpoints import RPCAccessPolicyBase
-from ._errors import MessagingTimeout
-from ._rpc_dispatcher import RPCDispatcher
-from ._rpc_server import RPCHandler
-from ._serializer import NoOpSerializer, Serializer
-from .drivers import unpack
-from .drivers._decoding import decode_reply
-from .drivers.base import IncomingMessage
+from .. import _wire
+from .._endpoints import RPCAccessPolicyBase
+from .._errors import MessagingTimeout
+from .._serializer import NoOpSerializer, Serializer
+from ..drivers import unpack
+from ..drivers._decoding import decode_reply
+from ..drivers.base import IncomingMessage
+from ..rpc._dispatcher import RPCDispatcher
+from ..rpc._server import RPCHandler
 
 __all__ = ["call_endpoint"]
 
@@ -97,7 +97,7 @@ def call_endpoint(
     own, waited for at most ``timeout`` seconds (then ``MessagingTimeout``).
     """
     __tracebackhide__ = True  # pytest shows the test's line, not this one
-    from .actors._heartbeat import HeartbeatTimer
+    from ..actors._heartbeat import HeartbeatTimer
 
     serializer = serializer or NoOpSerializer()
     context = serializer.serialize_context(ctxt)
