@@ -3,8 +3,9 @@
 from ._base import DovecoteActor
 from ._dispatcher import DispatcherActor
 from ._flow import CreditGate
-from ._listener import ListenerActor, ListenerSpec
+from ._listener import ListenerActor
 from ._server import EXECUTORS, MessageHandlingServer
+from ._spec import ListenerSpec
 from ._worker import WorkerActor
 
 __all__ = [

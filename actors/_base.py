@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeAlias
 
 import pykka
-import pykka.messages
 
 from ..observe._logging import ActorLog, History, get_logger, set_actor_log
+from ._pykka import HookedActor
 
 __all__ = ["DovecoteActor", "Shutdown", "Track", "mailbox_depth", "tell"]
 
@@ -43,36 +42,18 @@ class Shutdown:
 SHUTDOWN = Shutdown()
 
 
-class DovecoteActor(pykka.ThreadingActor):
+class DovecoteActor(HookedActor):
     """A pykka actor that logs with its identity bound and stops only when its
     owner (the server) says so.
 
     pykka stops every registered actor when any actor's code raises a
     ``BaseException`` (``ActorRegistry.stop_all()``); a server must survive an
     endpoint that raises ``SystemExit``, so a dovecote actor answers a stop
-    request that is not its owner's ``Shutdown`` by logging it and going on.
+    request that is not its owner's ``Shutdown`` by logging it and going on
+    (and is never registered: see :mod:`._pykka`).
     """
 
-    use_daemon_thread: ClassVar[bool] = True
     kind: ClassVar[str] = "actor"
-
-    @staticmethod
-    def _create_actor_inbox() -> queue.SimpleQueue[Any]:
-        # A SimpleQueue instead of pykka's Queue: its put() is reentrant, so
-        # server.stop() may run in a signal handler that interrupted this very
-        # queue, and it is the C implementation, several times cheaper per message.
-        return queue.SimpleQueue()
-
-    @classmethod
-    def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
-        """Start the actor without registering it in ``pykka.ActorRegistry``: an
-        application's ``ActorRegistry.stop_all()`` (and pykka's own, when any
-        actor raises a ``BaseException``) leaves servers running; they stop with
-        ``server.stop()``."""
-        actor = cls(*args, **kwargs)
-        actor._start_actor_loop()
-        ref: pykka.ActorRef[Any] = actor.actor_ref
-        return ref
 
     def __init__(self, *, track: Track = None, history: int = 0, **log_fields: Any) -> None:
         super().__init__()
@@ -96,16 +77,23 @@ class DovecoteActor(pykka.ThreadingActor):
         self.thread.name = f"dovecote-{self.kind}-{self.actor_urn[-8:]}"
         set_actor_log(self.log)
 
-    def _handle_receive(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> Any:
         if isinstance(message, Shutdown):
             self._owner_stop = True
             self.on_shutdown()
             return None
-        if isinstance(message, pykka.messages._ActorStop) and not self._owner_stop:
-            self.log.warning("actor.stop_ignored",
-                             reason="only the server that owns this actor stops it")
-            return None
-        return super()._handle_receive(message)
+        return self.on_message(message)
+
+    def on_message(self, message: Any) -> Any:
+        """A message for this kind of actor (anything but the owner's ``Shutdown``)."""
+        return super().on_receive(message)
+
+    def allow_stop(self) -> bool:
+        return self._owner_stop
+
+    def stop_refused(self) -> None:
+        self.log.warning("actor.stop_ignored",
+                         reason="only the server that owns this actor stops it")
 
     def on_shutdown(self) -> None:
         """Owner asked to stop; the default stops once the mailbox is handled."""

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from .._handling import Job, describe, trace_id
+from .._handling import Job, trace_id
 from ..observe import _probes
+from ..observe._fields import describe
 from ..observe._logging import set_actor_log
 from ._base import SHUTDOWN, DovecoteActor, Track, tell
 from ._messages import (
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from .._handling import Handler
     from ..drivers.base import IncomingMessage
     from ._flow import CreditGate, InFlight
-    from ._listener import ListenerSpec
+    from ._spec import ListenerSpec
 
 __all__ = ["DispatcherActor"]
 
@@ -64,6 +65,7 @@ class DispatcherActor(DovecoteActor):
         self.spawn_listener = spawn_listener
         self.on_stopped = on_stopped
         self.in_caller_thread = in_caller_thread
+        self.loop_in_caller = in_caller_thread  # the blocking executor runs the loop
         self.workers: list[pykka.ActorRef[Any]] = []
         #: Jobs not yet taken and the idle workers; workers take jobs themselves.
         self.work = WorkQueue()
@@ -80,29 +82,13 @@ class DispatcherActor(DovecoteActor):
         self.loop_done = threading.Event()
 
     # -- blocking executor: run the actor loop in the caller's thread -----------
-    def _start_actor_loop(self) -> None:
-        if not self.in_caller_thread:
-            super()._start_actor_loop()
-
     def run_here(self, *, resume: bool = False) -> None:
         """Run this actor's loop in the calling thread until it stops
         (``resume``: again, after an interruption left it)."""
-        try:
-            if resume:
-                self._actor_loop_running()
-                self._actor_loop_teardown()
-            else:
-                self._actor_loop()
-        finally:
-            if self.actor_stopped.is_set():
-                self.loop_done.set()
+        self.run_loop_here(resume=resume)
 
-    def _actor_loop(self) -> None:
-        try:
-            super()._actor_loop()
-        finally:
-            if not self.in_caller_thread:
-                self.loop_done.set()
+    def on_loop_ended(self) -> None:
+        self.loop_done.set()
 
     def on_start(self) -> None:
         if not self.in_caller_thread:
@@ -122,7 +108,7 @@ class DispatcherActor(DovecoteActor):
         return self.outstanding - self.work.settled
 
     # -- messages ---------------------------------------------------------------
-    def on_receive(self, message: Any) -> Any:
+    def on_message(self, message: Any) -> Any:
         if isinstance(message, Batch):
             self.outstanding += len(message.messages)
             if _probes.probes:
@@ -242,7 +228,7 @@ class DispatcherActor(DovecoteActor):
                 job.source.release(job.count)
         for ref in self.listeners:
             tell(ref, SHUTDOWN)
-        self._stop()  # pykka's immediate stop: marks the actor stopped, runs on_stop
+        self.stop_now()
         self.loop_done.set()
 
     def snapshot(self) -> dict[str, Any]:

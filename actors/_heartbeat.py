@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._handling import HeartbeatScheduler, describe
+from .._handling import HeartbeatScheduler
+from ..observe._fields import describe
 from ..observe._logging import get_logger
 
 if TYPE_CHECKING:

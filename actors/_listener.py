@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._handling import describe, trace_id
-from .._target import Target
+from .._handling import trace_id
 from ..drivers._decoding import MAX_ID_LENGTH
 from ..observe._control import CONTROL_NAMESPACE
+from ..observe._fields import describe
 from ._base import DovecoteActor, Track, tell
 from ._flow import InFlight
 from ._messages import POLL, Batch, ListenerCrashed, ListenerDone, Poll
+from ._spec import ListenerSpec
 
 if TYPE_CHECKING:
     import pykka
 
-    from .._transport import Transport
     from ..drivers.base import IncomingMessage, Listener
     from ._flow import CreditGate
 
-__all__ = ["ListenerActor", "ListenerSpec"]
+__all__ = ["ListenerActor"]
 
 #: How long one poll may block: bounds how long a stop request waits.
 POLL_TIMEOUT = 0.1
@@ -32,64 +30,6 @@ POLL_TIMEOUT = 0.1
 POLL_SIZE = 64
 #: Never set: waiting on it is a bounded pause.
 _NEVER = threading.Event()
-#: How many recent request ids each RPC listener remembers to drop repeats
-#: (oslo.messaging keeps 16; a redelivery after a lost connection can bring back
-#: a whole prefetch window, 100 by default on RabbitMQ).
-DUPLICATE_WINDOW = 1024
-
-
-class RecentIds:
-    """The last ``size`` request ids (``_unique_id``) a listener took, to drop
-    a request seen again (a redelivery after a lost connection, a replay):
-    RPC is at most once. Used by one listener actor at a time."""
-
-    __slots__ = ("_order", "_seen", "size")
-
-    def __init__(self, size: int = DUPLICATE_WINDOW) -> None:
-        self.size = size
-        self._order: collections.deque[str] = collections.deque()
-        self._seen: set[str] = set()
-
-    def seen(self, unique_id: str) -> bool:
-        """Whether ``unique_id`` was seen before; remembers it if not."""
-        if unique_id in self._seen:
-            return True
-        self._seen.add(unique_id)
-        self._order.append(unique_id)
-        if len(self._order) > self.size:
-            self._seen.discard(self._order.popleft())
-        return False
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class ListenerSpec:
-    """What one listener listens to: a transport plus an RPC target, or
-    notification targets with priorities and a pool. An RPC listener's recent
-    request ids outlive its actor, so a restarted listener still drops repeats."""
-
-    transport: Transport
-    target: Target | None = None
-    notification_targets: tuple[tuple[Target, str], ...] = ()
-    pool: str | None = None
-    recent: RecentIds = dataclasses.field(default_factory=RecentIds)
-
-    def describe(self) -> str:
-        """The target as text, for logs and ``server.actors()``."""
-        if self.target is not None:
-            return str(self.target)
-        topics = sorted({f"{t.topic}.{p}" for t, p in self.notification_targets})
-        pool = f" pool={self.pool}" if self.pool else ""
-        return f"<Notifications {', '.join(topics)}{pool}>"
-
-    def open(self) -> Listener:
-        """Ask the driver for the listener."""
-        driver = self.transport.driver
-        driver.ensure_open("listen")
-        if self.target is not None:
-            return driver.listen(self.target)
-        return driver.listen_for_notifications(list(self.notification_targets), self.pool)
-
-
 class ListenerActor(DovecoteActor):
     """Polls its listener with a short timeout and re-sends itself a poll after
     each batch, so a stop request never waits behind a long blocking poll.
@@ -157,7 +97,7 @@ class ListenerActor(DovecoteActor):
         self.log.info("listener.started", attempt=self.attempt)
         self.actor_ref.tell(POLL)
 
-    def on_receive(self, message: Any) -> Any:
+    def on_message(self, message: Any) -> Any:
         if isinstance(message, Poll):
             if self._paused:
                 self._drain()

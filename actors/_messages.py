@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
     from ..drivers.base import IncomingMessage
     from ._flow import InFlight
-    from ._listener import ListenerSpec
+    from ._spec import ListenerSpec
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from .._endpoints import all_refs
-from ..observe import _probes
+from ..observe import _autotrace, _probes
 from ..observe._history import query_events, trace_events
 from ..observe._logging import History, get_logger
 from ._base import DovecoteActor, mailbox_depth, tell
 from ._dispatcher import DispatcherActor
 from ._flow import CreditGate
 from ._heartbeat import HeartbeatTimer
-from ._listener import ListenerActor, ListenerSpec
+from ._listener import ListenerActor
 from ._messages import ListenerAdded, RemoveListener, StopServer
+from ._spec import ListenerSpec
 from ._worker import WorkerActor
 
 if TYPE_CHECKING:
@@ -233,7 +234,7 @@ class MessageHandlingServer:
     def start(self) -> None:
         """Start the actors. With ``"blocking"`` this returns only after
         ``stop()``, having run every endpoint method in this thread."""
-        _probes.autoload()
+        _autotrace.autoload()
         with self._lock:
             if self._dispatcher is not None:
                 return

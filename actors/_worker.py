@@ -9,7 +9,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .._handling import describe
+from ..observe._fields import describe
 from ._base import DovecoteActor, Track, tell
 from ._messages import WORK, WORKER_IDLE, Work
 
@@ -105,7 +105,7 @@ class WorkerActor(DovecoteActor):
         self.work = work
         self.gate = gate
 
-    def on_receive(self, message: Any) -> Any:
+    def on_message(self, message: Any) -> Any:
         if isinstance(message, Work):
             count = failed = 0
             while (job := self.work.take(self.actor_ref, count, failed)) is not None:

@@ -137,7 +137,7 @@ def cast_throughput(n: int, executor: str, *, history: int = 200, name: str = ""
 
 # -- memory under a flood ----------------------------------------------------------------
 FLOOD = 100_000
-#: as the flood test (tests/test_server_runtime.py): 4 workers, at most 100 in flight
+#: as the flood test (tests/actors/test_server_runtime.py): 4 workers, at most 100 in flight
 FLOOD_WORKERS, FLOOD_MAX_IN_FLIGHT = 4, 100
 
 

@@ -76,7 +76,7 @@ MIB = 1 << 20
 #: see FLOOD_BOUND_WHY
 FLOOD_SLACK_MIB = 2.0
 FLOOD_BOUND_WHY = (
-    "tests/test_server_runtime.py's flood test (100,000 casts on memory://) calls it flat "
+    "tests/actors/test_server_runtime.py's flood test (100,000 casts on memory://) calls it flat "
     "when the server holds at most max_in_flight (100) taken and unfinished and its "
     "mailboxes at most max_in_flight + 2 per actor, the rest waiting in the broker's "
     "queue. On memory:// that queue lives in this process, so the bound is the queue's "

@@ -10,7 +10,7 @@ from typing import Any
 from ._errors import InvalidTransportURL
 from ._url import TransportURL
 from .drivers.base import Driver
-from .observe import _probes
+from .observe import _autotrace
 
 __all__ = [
     "DRIVER_GROUP",
@@ -63,7 +63,7 @@ class Transport:
         self, url: TransportURL, driver: Driver, *, allowed_remote_exmods: Iterable[str] = (),
     ) -> None:
         self.url = url
-        _probes.autoload()
+        _autotrace.autoload()
         self.driver = driver
         self.allowed_remote_exmods = tuple(allowed_remote_exmods)
         self._lock = threading.Lock()

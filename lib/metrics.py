@@ -1,7 +1,8 @@
 """``dovecote.metrics``: the public path of :mod:`dovecote.observe.metrics` (the same module)."""
 
+import importlib
 import sys
 
-from .observe import metrics
-
-sys.modules[__name__] = metrics
+# import_module, not ``from .observe import metrics``: it imports the module again
+# when it was removed from sys.modules (the package attribute would hide that).
+sys.modules[__name__] = importlib.import_module("dovecote.observe.metrics")

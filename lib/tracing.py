@@ -1,7 +1,8 @@
 """``dovecote.tracing``: the public path of :mod:`dovecote.observe.tracing` (the same module)."""
 
+import importlib
 import sys
 
-from .observe import tracing
-
-sys.modules[__name__] = tracing
+# import_module, not ``from .observe import tracing``: it imports the module again
+# when it was removed from sys.modules (the package attribute would hide that).
+sys.modules[__name__] = importlib.import_module("dovecote.observe.tracing")

@@ -11,7 +11,15 @@ bash scripts/ensure-redis.sh || [ "${CI:-}" != "true" ]
 
 echo "== ruff"
 ruff check .
+echo "== imports: no cycle, one direction (scripts/check_imports.py)"
+python scripts/check_imports.py
 echo "== mypy --strict"
 bash scripts/typecheck.sh
 echo "== pytest"
-python -m pytest -p no:cacheprovider "$@"
+# In parallel: most of a test's time is spent waiting on a broker, so a few more
+# workers than cores pay. --dist loadgroup keeps each xdist_group (the tests of
+# the 3-node cluster, those of the node of the tests' own) in one worker, one
+# after the other. DOVECOTE_TEST_WORKERS=0 runs in one process (so does -n 0).
+# The slowest tests are listed at the end, so a new slow one is seen.
+python -m pytest -p no:cacheprovider -n "${DOVECOTE_TEST_WORKERS:-4}" --dist loadgroup \
+  --durations=25 "$@"

@@ -1,6 +1,6 @@
 """Raw access to the test Redis behind ``kombu+redis://``, and the list of what
 kombu's Redis transport cannot do (:data:`REDIS_LIMITS`, the README's "Redis
-limits" table; ``tests/test_redis_transport.py`` checks the rows that are
+limits" table; ``tests/drivers/test_redis_transport.py`` checks the rows that are
 behaviour).
 
 kombu's Redis transport keeps a queue as a Redis list named after it (messages

@@ -5,6 +5,15 @@ session-wide RabbitMQ that ``scripts/ensure-rabbitmq.sh`` starts when none answe
 ``kombu+redis://`` one session-wide Redis that ``scripts/ensure-redis.sh`` starts;
 with ``CI=true`` a broker that cannot be started fails the tests instead of
 skipping them.
+
+The suite runs in parallel (pytest-xdist, ``--dist loadgroup``, as
+``scripts/test.sh`` runs it): each worker is a process of its own, sharing the
+broker and Redis with the others. What would disturb another test is kept to a
+worker's own: the ``drop_vhost`` (one per worker process), the ``own_node``
+RabbitMQ node (one per worker that needs one; its tests share the xdist group
+``own_node``, so one worker runs them and one node is started), and the
+3-node cluster (its tests share the group ``cluster``, and each holds the
+cluster's lock while it runs, so no two ever stop its nodes at once).
 """
 
 from __future__ import annotations
@@ -181,8 +190,10 @@ def no_deaths(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture)
     assert not crashes, f"pykka actors crashed: {crashes}"
 
 
-#: A vhost of the tests' own, so dropping its connections disturbs no other test.
-DROP_VHOST = "dovecote_drops"
+#: A vhost of this test process's own (one per xdist worker, and per test session
+#: running at once: the pid is in its name), so dropping its connections
+#: (``close_all_connections --vhost``) disturbs no test in another worker.
+DROP_VHOST = f"dovecote_drops_{os.getpid()}"
 
 
 def rabbitmqctl(*args: str, timeout: float = 60) -> None:
@@ -191,18 +202,16 @@ def rabbitmqctl(*args: str, timeout: float = 60) -> None:
 
 
 @pytest.fixture(scope="session")
-def drop_vhost(rabbitmq: str) -> str:
-    """The vhost whose connections fault tests drop (``close_all_connections --vhost``)."""
+def drop_vhost(rabbitmq: str) -> Iterator[str]:
+    """The vhost whose connections fault tests drop (``close_all_connections
+    --vhost``): this process's own, created on first use and deleted (with its
+    queues) at the end of the session."""
     subprocess.run(["rabbitmqctl", "add_vhost", DROP_VHOST], capture_output=True, check=False,
                    timeout=60)
     rabbitmqctl("set_permissions", "-p", DROP_VHOST, "guest", ".*", ".*", ".*")
-    return DROP_VHOST
-
-
-def broker_back() -> None:
-    """Start the broker's app (a no-op when it runs) and wait until it serves."""
-    rabbitmqctl("start_app")
-    rabbitmqctl("await_startup")
+    yield DROP_VHOST
+    subprocess.run(["rabbitmqctl", "delete_vhost", DROP_VHOST], capture_output=True,
+                   check=False, timeout=60)
 
 
 #: The 3-node cluster of scripts/rabbitmq-cluster.sh: node name -> AMQP port.
@@ -231,19 +240,24 @@ def _cluster_script(command: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def _cluster_lock() -> Iterator[None]:
-    """The script's lock: test sessions running at once start and stop the
-    cluster one at a time."""
-    import fcntl
-
-    CLUSTER_DIR.parent.mkdir(parents=True, exist_ok=True)
-    with CLUSTER_DIR.with_name(CLUSTER_DIR.name + ".lock").open("a") as lock:
+def _flock(path: pathlib.Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (other processes wait for it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
+def _cluster_lock() -> contextlib.AbstractContextManager[None]:
+    """The script's lock: test sessions (and xdist workers) running at once
+    start and stop the cluster one at a time."""
+    return _flock(CLUSTER_DIR.with_name(CLUSTER_DIR.name + ".lock"))
+
+
 def _other_cluster_users() -> list[int]:
-    """Live test sessions other than this one using the cluster (stale files go)."""
+    """Live test processes other than this one using the cluster (stale files
+    go). Each xdist worker is a process of its own, registered by its pid: the
+    cluster is stopped by the last of them to finish."""
     users = []
     for path in CLUSTER_USERS.glob("[0-9]*"):
         pid = int(path.name)
@@ -373,11 +387,39 @@ def cluster_node_back(node: str) -> None:
 
 @pytest.fixture
 def cluster_nodes_back(rabbit_cluster: str) -> Iterator[dict[str, int]]:
-    """``CLUSTER_NODES``; after the test every node's app runs again, so a node
-    one test stopped is never missing in the next."""
-    yield CLUSTER_NODES
-    for node in CLUSTER_NODES:
-        cluster_node_back(node)
+    """``CLUSTER_NODES``, to this test alone: it holds the cluster's fault lock
+    while it runs (a test in another xdist worker or test session waits), and
+    after it every node's app runs again, so a node one test stopped is never
+    missing in the next."""
+    with _flock(CLUSTER_DIR.with_name(CLUSTER_DIR.name + ".faults.lock")):
+        try:
+            yield CLUSTER_NODES
+        finally:
+            for node in CLUSTER_NODES:
+                cluster_node_back(node)
+
+
+#: xdist groups (``--dist loadgroup``): the tests that use one of these fixtures run
+#: in one worker, one after the other: one ``own_node`` is started for them all,
+#: and the cluster's nodes are stopped by one test at a time.
+XDIST_GROUPS = {
+    "own_node": "own_node",
+    "rabbit_cluster": "cluster",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put each test that uses a fixture of ``XDIST_GROUPS`` in its group (a test
+    marked ``xdist_group`` already keeps its mark)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        used = getattr(item, "fixturenames", ())
+        for fixture, group in XDIST_GROUPS.items():
+            if fixture in used:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
 
 
 @pytest.fixture

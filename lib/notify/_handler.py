@@ -23,19 +23,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._endpoints import actor_method, actor_ref_of
-from .._handling import (
-    Done,
-    Handler,
-    HeartbeatScheduler,
-    Job,
-    clip,
-    describe,
-    elapsed_ms,
-    log_field,
-    trace_id,
-)
+from .._handling import Done, Handler, HeartbeatScheduler, Job, trace_id
 from .._serializer import NoOpSerializer, Serializer
 from ..observe import _probes
+from ..observe._fields import clip, describe, elapsed_ms, log_field
 from ..observe._logging import ActorLog, actor_log, get_logger
 from ._filter import NotificationFilter
 from ._settling import settle_patiently

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _wire
 from .._serializer import NoOpSerializer, Serializer
 from .._target import Target
-from ..observe import _probes
+from ..observe import _autotrace, _probes
 from ..observe._logging import get_logger
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Notifier:
     ) -> None:
         self.transport = transport
         self.publisher_id = publisher_id
-        _probes.autoload()
+        _autotrace.autoload()
         drivers = [driver] if isinstance(driver, str) else list(driver or ["messagingv2"])
         unknown = [name for name in drivers if name not in NOTIFIER_DRIVERS]
         if unknown:

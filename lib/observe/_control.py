@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .._target import Target
 
 if TYPE_CHECKING:
-    from ..actors import MessageHandlingServer
+    from ._view import ServerView
 
 __all__ = [
     "CONTROL_NAMESPACE", "ControlEndpoint", "PingEndpoint", "is_control_endpoint",
@@ -54,7 +54,7 @@ class ControlEndpoint:
     target = Target(namespace=CONTROL_NAMESPACE, version="1.0")
 
     def __init__(self) -> None:
-        self.server: MessageHandlingServer | None = None  # set once the server exists
+        self.server: ServerView | None = None  # set once the server exists
 
     def ping(self, ctxt: Any) -> str:
         """``"pong"``: the server is up and answering."""

@@ -11,7 +11,6 @@ reconnects. What a probe raises is logged once and never reaches the runtime.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import threading
 import time
 import weakref
@@ -22,7 +21,7 @@ from .._errors import MessagingTimeout
 from ._logging import get_logger
 
 if TYPE_CHECKING:
-    from ..actors import MessageHandlingServer
+    from ._view import ServerView
 
 __all__ = [
     "UNKNOWN",
@@ -32,7 +31,6 @@ __all__ = [
     "Sending",
     "Started",
     "add_probe",
-    "autoload",
     "client_finished",
     "client_started",
     "dispatch_finished",
@@ -63,7 +61,7 @@ class Dispatched:
     error). ``endpoints`` are the endpoint objects (as given to the server)
     that ran."""
 
-    server: MessageHandlingServer | None
+    server: ServerView | None
     kind: str
     name: str
     outcome: str
@@ -95,10 +93,10 @@ class Probe:
     """Watches the runtime; every method is optional and cheap. Methods run in
     whatever thread did the work (a worker, an endpoint actor, the caller)."""
 
-    def received(self, server: MessageHandlingServer, kind: str, count: int) -> None:
+    def received(self, server: ServerView, kind: str, count: int) -> None:
         """The dispatcher of ``server`` got ``count`` messages from a listener."""
 
-    def dispatch_started(self, server: MessageHandlingServer | None, kind: str, name: str,
+    def dispatch_started(self, server: ServerView | None, kind: str, name: str,
                          carriers: Sequence[Mapping[str, str]]) -> Any:
         """Dispatch of messages that carried these ``carriers`` (the text entries
         of their :data:`CONTEXT_KEY` context entry; empty if none) begins, in the
@@ -126,7 +124,7 @@ class Probe:
 #: The probes registered, as a tuple (read without a lock at every hook site).
 probes: tuple[Probe, ...] = ()
 _lock = threading.Lock()
-_servers: weakref.WeakSet[MessageHandlingServer] = weakref.WeakSet()
+_servers: weakref.WeakSet[ServerView] = weakref.WeakSet()
 _failed: set[tuple[type[Probe], str]] = set()
 
 
@@ -145,13 +143,13 @@ def remove_probe(probe: Probe) -> None:
         probes = tuple(p for p in probes if p is not probe)
 
 
-def track_server(server: MessageHandlingServer) -> None:
+def track_server(server: ServerView) -> None:
     """Remember ``server`` (weakly) for probes that read gauges at scrape time."""
     with _lock:
         _servers.add(server)
 
 
-def live_servers() -> list[MessageHandlingServer]:
+def live_servers() -> list[ServerView]:
     """The servers that exist, running or not."""
     with _lock:
         return list(_servers)
@@ -168,7 +166,7 @@ def _broken(probe: Probe, hook: str, exc: BaseException) -> None:
 Started = list[tuple[Probe, Any]]
 
 
-def received(server: MessageHandlingServer, kind: str, count: int) -> None:
+def received(server: ServerView, kind: str, count: int) -> None:
     for probe in probes:
         try:
             probe.received(server, kind, count)
@@ -176,7 +174,7 @@ def received(server: MessageHandlingServer, kind: str, count: int) -> None:
             _broken(probe, "received", exc)
 
 
-def dispatch_started(server: MessageHandlingServer | None, kind: str, name: str,
+def dispatch_started(server: ServerView | None, kind: str, name: str,
                      carriers: Sequence[Mapping[str, str]]) -> Started:
     started: Started = []
     for probe in probes:
@@ -250,29 +248,6 @@ class Sending:
 #: Whether tracing may still switch itself on (until it is switched on, or
 #: ``dovecote.observe.tracing.disable()`` says the application wants it off).
 auto_tracing = True
-
-
-def autoload() -> None:
-    """Switch tracing on by itself once the application configured a global
-    OpenTelemetry tracer provider: called when a transport, client or notifier
-    is made and when a server starts (never per message). Costs a dictionary
-    lookup when OpenTelemetry was never imported, and nothing once decided."""
-    global auto_tracing  # noqa: PLW0603 - decided once per process
-    if not auto_tracing:
-        return
-    otel = sys.modules.get("opentelemetry.trace")
-    if otel is None:
-        return
-    try:
-        provider = otel.get_tracer_provider()
-        if isinstance(provider, (otel.ProxyTracerProvider, otel.NoOpTracerProvider)):
-            return
-        from . import tracing
-    except Exception as exc:  # noqa: BLE001 - tracing stays off; the service runs on
-        auto_tracing = False
-        log.error("tracing.autoload_failed", error=repr(exc)[:300])
-        return
-    tracing._enable_by_itself()
 
 
 def listener_reconnected(transport: str) -> None:

@@ -37,7 +37,7 @@ from . import _probes
 from ._logging import get_logger
 
 if TYPE_CHECKING:
-    from ..actors import MessageHandlingServer
+    from ._view import ServerView
 
 __all__ = ["BUCKETS", "MAX_CLIENT_LABEL_SETS", "OTHER", "Metrics", "disable", "enable"]
 
@@ -139,7 +139,7 @@ class Metrics(_probes.Probe):
                 continue
 
     # -- the probe's hooks: in the threads that do the work -----------------------------
-    def received(self, server: MessageHandlingServer, kind: str, count: int) -> None:
+    def received(self, server: ServerView, kind: str, count: int) -> None:
         key = (server.name, kind)
         child = self._received.get(key)
         if child is None:
@@ -244,7 +244,7 @@ class ServerGauges:
         return [flights, mailboxes]
 
     @staticmethod
-    def _read(server: MessageHandlingServer, in_flight: dict[str, int],
+    def _read(server: ServerView, in_flight: dict[str, int],
               depths: dict[tuple[str, str], int]) -> None:
         if not server.running:
             return

@@ -31,14 +31,14 @@ except ImportError as exc:  # the extra is not installed
     msg = f"dovecote.observe.tracing needs opentelemetry-api: pip install 'dovecote[otel]' ({exc})"
     raise ImportError(msg) from exc
 
-from .._handling import describe
+from ..observe._fields import describe
 from . import _probes
 from ._probes import CONTEXT_KEY
 
 if TYPE_CHECKING:
     from contextvars import Token
 
-    from ..actors import MessageHandlingServer
+    from ._view import ServerView
 
 __all__ = [
     "CONTEXT_KEY", "ERROR_OUTCOMES", "SYSTEM", "disable", "enable"]
@@ -204,7 +204,7 @@ class _TracingProbe(_probes.Probe):
         span.end()
 
     # -- servers ----------------------------------------------------------------
-    def dispatch_started(self, server: MessageHandlingServer | None, kind: str, name: str,
+    def dispatch_started(self, server: ServerView | None, kind: str, name: str,
                          carriers: Sequence[Mapping[str, str]]) -> Any:
         _drop_stale()
         tracer = self.tracer()
@@ -262,7 +262,7 @@ def enable(*, tracer_provider: trace.TracerProvider | None = None) -> None:
     the application configures OpenTelemetry). Again: switches the provider.
 
     Without this call, tracing switches itself on with the global provider
-    once the application has set one (see :func:`dovecote.observe._probes.autoload`)."""
+    once the application has set one (see :func:`dovecote.observe._autotrace.autoload`)."""
     global _probe  # noqa: PLW0603 - one probe per process
     with _lock:
         _probes.auto_tracing = False

@@ -13,7 +13,7 @@ from .. import _wire
 from .._errors import InvalidTarget, MessagingTimeout, RPCVersionCapError
 from .._serializer import NoOpSerializer, Serializer
 from ..drivers.base import CALL_MONITOR_RANGE, PendingReply
-from ..observe import _probes
+from ..observe import _autotrace, _probes
 from ..observe._logging import get_logger
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class RPCClient:
     ) -> None:
         self.transport = transport
         self.serializer = serializer or NoOpSerializer()
-        _probes.autoload()
+        _autotrace.autoload()
         self._options = _Options(
             target=target, timeout=timeout, version_cap=version_cap, retry=retry,
             call_monitor_timeout=_monitor(call_monitor_timeout),

@@ -29,9 +29,9 @@ from .._endpoints import (
     install_invoker,
 )
 from .._errors import NoSuchMethod, UnsupportedVersion
-from .._handling import clip
 from .._serializer import NoOpSerializer, Serializer
 from ..observe._control import CONTROL_NAMESPACE, is_control_endpoint
+from ..observe._fields import clip
 from ._client import version_is_compatible
 
 __all__ = ["BadRequest", "Found", "RPCDispatcher", "Route"]

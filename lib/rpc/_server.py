@@ -23,21 +23,12 @@ import pykka
 from .. import _wire
 from .._endpoints import RPCAccessPolicyBase, run_in_actor
 from .._errors import ExpectedException
-from .._handling import (
-    Done,
-    Handler,
-    HeartbeatScheduler,
-    Job,
-    clip,
-    describe,
-    elapsed_ms,
-    log_field,
-    trace_id,
-)
+from .._handling import Done, Handler, HeartbeatScheduler, Job, trace_id
 from .._serializer import Serializer
 from ..drivers.base import UnsendableReply
 from ..observe import _probes
 from ..observe._control import ControlEndpoint, PingEndpoint
+from ..observe._fields import clip, describe, elapsed_ms, log_field
 from ..observe._logging import ActorLog, History, actor_log, get_logger
 from ._dispatcher import BadRequest, Found, RPCDispatcher
 

@@ -1,52 +1,48 @@
-"""Connections for the ``amqp1://`` driver: failover, backoff, sending, declaring.
+"""Connections of the ``amqp1://`` driver: connecting with failover across the
+URL's hosts, telling a dead connection or link from a live one, closing
+quietly, and receiving (:class:`Inbox`, :func:`decode_message`).
 
-Every Proton object here belongs to one :class:`proton.utils.BlockingConnection`
-and is touched by one thread at a time: a :class:`SendChannel` by whoever holds
-its lock, a listener's connection by its polling thread only. Proton is not
-thread-safe, and a ``BlockingConnection`` runs no thread of its own, so a lock
-(or one owner) is all it takes.
-
-No sender waits behind another's retries: a lock is held for one bounded
-connection attempt at most (the back-off between attempts is slept outside it),
-a sender waits for a lock only as long as its own attempt may take, and one
-that waited while another's connection attempt failed counts that failure as
-its own attempt instead of making one more (:class:`_Attempts`).
+Every Proton object belongs to one :class:`proton.utils.BlockingConnection`
+and is touched by one thread at a time: a sending connection by whoever holds
+its lock (see :mod:`._sending`), a listener's connection by its polling thread
+only. Proton is not thread-safe, and a ``BlockingConnection`` runs no thread
+of its own, so a lock (or one owner) is all it takes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import amqp
 import amqp.exceptions
-from proton import Delivery, Endpoint, Link, Message, ProtonException
+import cproton
+from proton import Endpoint, Message, ProtonException
 from proton.handlers import IncomingMessageHandler, MessagingHandler
-from proton.utils import BlockingConnection, BlockingSender, SendException
+from proton.utils import BlockingConnection
 
-from ..._errors import MessageDeliveryFailure
 from ..._url import TransportHost, TransportURL, mask_password
 from ...observe._logging import get_logger
-from .._backoff import Backoff
 from .._tls import TLSRefused
-from ._address import Binding, Destination, QueueSpec
 
 if TYPE_CHECKING:
     from ._security import Security
 
 __all__ = [
     "TRANSIENT_ERRORS",
+    "Attempts",
     "HostRing",
     "Inbox",
-    "SendChannel",
-    "Topology",
     "check_open",
     "close_quietly",
+    "connect",
+    "content_encoding",
+    "decode_message",
+    "describe",
     "ended",
+    "logger",
 ]
 
 #: What a dropped connection, a refused attach or a missing broker raises.
@@ -127,7 +123,7 @@ def connect(
                           f"{describe(last) if last else 'no hosts'}")
 
 
-class _Attempts:
+class Attempts:
     """The connection attempts made under one lock that failed: a sender reads
     :meth:`seen` before it waits for the lock, and :meth:`check` once it holds
     it; an attempt that failed meanwhile fails this sender's attempt too (the
@@ -219,6 +215,17 @@ def decode_message(data: bytes) -> Message:
     return message
 
 
+def content_encoding(message: Any) -> str | None:
+    """The ``content-encoding`` a received message names, ``None`` when it names
+    none (Proton's ``Message.content_encoding`` reads an absent one as the
+    symbol ``"None"``); one that is not text names no codec dovecote reads."""
+    try:
+        found = cproton.pn_message_get_content_encoding(message._msg)
+    except Exception:  # noqa: BLE001 - bytes a peer sent that are not UTF-8
+        return "<not text>"
+    return found if isinstance(found, str) else None
+
+
 class _SafeIncoming(IncomingMessageHandler):
     """Proton's incoming-message handler, decoding with :func:`decode_message`."""
 
@@ -268,290 +275,6 @@ class Inbox(MessagingHandler):
         """Queue the message with its link and delivery, and wake the wait loop."""
         self.items.append((event.link, event.message, event.delivery))
         event.container.yield_()
-
-
-class Topology:
-    """Declares exchanges, queues and bindings over AMQP 0-9-1 (RabbitMQ only).
-
-    RabbitMQ 3.x's AMQP 1.0 plugin can attach to existing queues and exchanges
-    but cannot bind a named queue, so the ``rabbitmq`` address plan declares
-    oslo.messaging's layout here first. A declaration that clashes with an
-    existing object of different flags (another client declared it) is
-    accepted as long as the object exists.
-    """
-
-    def __init__(
-        self, ring: HostRing, *, virtual_host: str, timeout: float, security: Security,
-        durable: bool = False,
-    ) -> None:
-        self._durable = durable  # topic exchanges, as amqp_durable_queues makes them
-        self._security = security
-        self._ring = ring
-        self._vhost = virtual_host
-        self._timeout = timeout
-        self._lock = threading.Lock()
-        self._conn: amqp.Connection | None = None
-        self._known: set[tuple[str, str]] = set()
-        self._attempts = _Attempts()
-
-    def _channel(self) -> Any:
-        if self._conn is None:
-            last: BaseException | None = None
-            for host in self._ring.rotation():
-                conn = self._security.amqp091(
-                    host, self._ring.address(host), virtual_host=self._vhost,
-                    connect_timeout=self._timeout,
-                )
-                try:
-                    conn.connect()
-                except TRANSIENT_ERRORS as exc:
-                    last = exc
-                    continue
-                self._conn = conn
-                self._attempts.worked()
-                break
-            else:
-                error = ConnectionError(
-                    f"could not declare queues: {describe(last) if last else ''}")
-                self._attempts.failed(error)
-                raise error
-        return self._conn.channel()
-
-    def _tolerant(self, declare: Callable[[Any], object], passive: Callable[[Any], object]) -> None:
-        channel = self._channel()
-        try:
-            declare(channel)
-        except amqp.exceptions.PreconditionFailed:
-            passive(self._channel())  # exists with other flags: fine
-        else:
-            channel.close()
-
-    def _exchange(self, binding: Binding) -> None:
-        if ("x", binding.exchange) in self._known or binding.exchange.startswith("amq."):
-            return
-        self._tolerant(
-            lambda ch: ch.exchange_declare(
-                binding.exchange, binding.exchange_type,
-                durable=self._durable and binding.exchange_type == "topic",
-                auto_delete=binding.exchange_type == "fanout",
-            ),
-            lambda ch: ch.exchange_declare(binding.exchange, binding.exchange_type, passive=True),
-        )
-        if binding.exchange_type != "fanout":  # auto-delete: gone with its last queue
-            self._known.add(("x", binding.exchange))
-
-    def ensure(
-        self, *, queues: Iterable[QueueSpec] = (), exchanges: Iterable[Binding] = ()
-    ) -> None:
-        """Declare what is missing (cached: declaring again costs nothing). A
-        connection attempt that failed while this waited for the lock fails it too."""
-        seen = self._attempts.seen()
-        with self._lock:
-            if self._conn is None:
-                self._attempts.check(seen)
-            try:
-                for binding in exchanges:
-                    self._exchange(binding)
-                for spec in queues:
-                    self._queue(spec)
-            except BaseException:
-                self.forget_locked()
-                raise
-
-    def _queue(self, spec: QueueSpec) -> None:
-        if ("q", spec.name) in self._known:
-            return
-        arguments = {"x-expires": int(spec.expires * 1000)} if spec.expires else None
-        self._tolerant(
-            lambda ch: ch.queue_declare(spec.name, durable=spec.durable, auto_delete=False,
-                                        arguments=arguments),
-            lambda ch: ch.queue_declare(spec.name, passive=True),
-        )
-        for binding in spec.bindings:
-            self._exchange(binding)
-            channel = self._channel()
-            channel.queue_bind(spec.name, binding.exchange, binding.routing_key)
-            channel.close()
-        self._known.add(("q", spec.name))
-
-    def delete_queue(self, name: str) -> None:
-        """Delete a queue the driver made for itself (errors ignored: it may be gone)."""
-        with self._lock:
-            self._known.discard(("q", name))
-            try:
-                channel = self._channel()
-                channel.queue_delete(name)
-                channel.close()
-            except TRANSIENT_ERRORS:
-                self.forget_locked()
-
-    def forget(self) -> None:
-        """Forget what was declared (the broker may have lost it) and disconnect."""
-        with self._lock:
-            self.forget_locked()
-
-    def forget_locked(self) -> None:
-        """:meth:`forget` for a caller already holding the lock."""
-        self._known.clear()
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # tearing down a dead socket
-                conn.collect()
-
-
-class SendChannel:
-    """One connection that publishes for every thread of a driver, under a lock.
-
-    Each send waits for the broker to settle it (RabbitMQ confirms it), and a
-    dropped connection is reopened with backoff, across the URL's hosts, up to
-    ``retry`` times (``None`` or negative: until :meth:`close`). An attempt
-    waits for the lock as long as one attempt may hold it at most (a connection,
-    then ``send_timeout``), and the backoff is slept outside the lock.
-    """
-
-    def __init__(
-        self, open_connection: Callable[[], BlockingConnection], *, send_timeout: float,
-        backoff: Callable[[], Backoff], on_failure: Callable[[], None], log: Any,
-        max_idle: float | None,
-    ) -> None:
-        self._open = open_connection
-        # Proton checks the idle timeout only while it runs, so a connection left
-        # alone longer than that "expires" on its next use: reopen it instead.
-        self._max_idle = max_idle
-        self._last_used = 0.0
-        self._send_timeout = send_timeout
-        self._new_backoff = backoff
-        self._on_failure = on_failure
-        self._log = log
-        self._lock = threading.Lock()
-        #: How long an attempt waits for the lock: the holder connects (bounded
-        #: by the connect timeout) and sends (bounded by ``send_timeout``).
-        self._patience = 2 * send_timeout
-        self._attempts = _Attempts()
-        self._closed = threading.Event()
-        self._conn: BlockingConnection | None = None
-        self._senders: dict[str, BlockingSender] = {}
-
-    def publish(
-        self, destination: Destination, body: object, *, retry: int | None = None,
-        ttl: float | None = None, properties: Mapping[str, Any] | None = None,
-        prepare: Callable[[], None] | None = None,
-    ) -> None:
-        """Send ``body`` (text, bytes, or an AMQP value sent back as it came) to
-        ``destination``; ``prepare`` runs before each attempt (declarations);
-        raises :class:`MessageDeliveryFailure` when out of retries."""
-        data: Any = body.encode("utf-8") if isinstance(body, str) else body
-        message = Message(
-            body=data, inferred=True, content_type="application/json", durable=True,
-            subject=destination.subject, properties=dict(properties) if properties else None,
-        )
-        if ttl:
-            message.ttl = ttl
-        attempt = 0
-        backoff = self._new_backoff()
-        while True:
-            if self._closed.is_set():
-                raise MessageDeliveryFailure("the transport was cleaned up")
-            try:
-                if prepare is not None:
-                    prepare()  # declarations, on a connection of their own
-                self._attempt(destination.address, message)
-            except SendException as exc:
-                raise MessageDeliveryFailure(
-                    f"the broker refused a message to {destination.address!r}: {describe(exc)}"
-                ) from None
-            except TRANSIENT_ERRORS as exc:
-                attempt += 1
-                if retry is not None and 0 <= retry < attempt:
-                    raise MessageDeliveryFailure(
-                        f"could not send to {destination.address!r} after {attempt} attempt(s): "
-                        f"{describe(exc)}"
-                    ) from None
-                delay = backoff.failed()
-                self._log.warning("sender.reconnecting", attempt=attempt, delay_s=delay,
-                                  error=describe(exc))
-                self._closed.wait(delay)
-            else:
-                return
-
-    def _attempt(self, address: str, message: Message) -> None:
-        """One attempt at sending ``message``: waits for the lock at most
-        ``_patience``; a connection that fails (to open, or while sending) is
-        dropped under the lock, and the declarations are forgotten."""
-        seen = self._attempts.seen()
-        if not self._lock.acquire(timeout=self._patience):
-            raise ConnectionError(
-                f"the sending connection stayed busy for {self._patience:.1f}s")
-        dropped = False
-        try:
-            if self._conn is None:
-                self._attempts.check(seen)
-            connecting = self._conn is None
-            try:
-                self._send_locked(address, message)
-            except TRANSIENT_ERRORS as exc:
-                if self._conn is None:  # it could not be opened (an idle one is reopened)
-                    self._attempts.failed(exc)
-                conn, self._conn = self._conn, None
-                self._senders.clear()
-                close_quietly(conn)
-                dropped = True
-                raise
-            if connecting:
-                self._attempts.worked()
-        finally:
-            self._lock.release()
-            if dropped:
-                self._on_failure()
-
-    def _send_locked(self, address: str, message: Message) -> None:
-        now = time.monotonic()
-        if self._conn is not None and self._max_idle and now - self._last_used > self._max_idle:
-            close_quietly(self._conn)
-            self._conn = None
-        self._last_used = now
-        if self._conn is None:
-            self._conn = self._open()
-            self._senders.clear()
-        sender = self._senders.get(address)
-        if sender is None:
-            if len(self._senders) >= 256:  # bound the cache of per-address links
-                _, old = self._senders.popitem()
-                old.close()  # type: ignore[no-untyped-call]
-            sender = self._senders[address] = self._conn.create_sender(address)
-        _send(self._conn, sender.link, message, timeout=self._send_timeout)
-
-    def close(self) -> None:
-        """Close the connection; later sends fail at once."""
-        self._closed.set()
-        with self._lock:
-            conn, self._conn = self._conn, None
-            self._senders.clear()
-        close_quietly(conn)
-
-
-def _send(conn: BlockingConnection, link: Any, message: Message, *, timeout: float) -> None:
-    """Send ``message`` on ``link`` and wait until the broker settles it; like
-    Proton's ``BlockingSender.send``, but a link or session the broker ended
-    fails at once (``ConnectionError``: reconnect and send again) instead of
-    waiting out ``timeout``."""
-    why = ended(link)
-    if why is not None:
-        raise ConnectionError(why)
-    delivery = link.send(message)
-    conn.wait(lambda: delivery.settled or delivery.remote_state in _FINAL
-              or ended(link) is not None, timeout=timeout, msg=f"Sending on {link.name}")
-    why = ended(link)
-    if why is not None and not (delivery.settled or delivery.remote_state in _FINAL):
-        raise ConnectionError(why)
-    if link.snd_settle_mode != Link.SND_SETTLED:
-        delivery.settle()
-    if delivery.remote_state in (Delivery.REJECTED, Delivery.RELEASED):
-        raise SendException(delivery.remote_state)
-
-
-#: Delivery states that end a send.
-_FINAL = frozenset({Delivery.ACCEPTED, Delivery.REJECTED, Delivery.RELEASED, Delivery.MODIFIED})
 
 
 def logger(url: TransportURL, **bound: Any) -> Any:

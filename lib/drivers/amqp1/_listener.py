@@ -5,8 +5,9 @@ Settling a message is a Proton call, and Proton is not thread-safe, so
 ``acknowledge()``, ``requeue()``, ``dead_letter()`` and ``release()`` (which run
 in worker threads) only queue the settlement; the polling thread applies the queue at
 the start of every poll (at most one poll interval later) and at cleanup.
-Replies, requeues and dead letters are *published* through the driver's
-shared, locked :class:`~._connection.SendChannel`, from any thread.
+Replies, requeues and dead letters are *published* through the broker's
+shared, locked :class:`~._sending.SendChannel`, from any thread. A listener
+and its messages are given the driver's :class:`~._broker.Amqp1Broker`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import cproton
 from proton import Delivery, Timeout
 
 from ..._errors import MessageDeliveryFailure
@@ -31,13 +31,20 @@ from .._decoding import (
     unpack,
 )
 from ..base import SERVER_RETRIES, IncomingMessage, Listener
-from ._connection import TRANSIENT_ERRORS, Inbox, check_open, close_quietly, describe
+from ._connection import (
+    TRANSIENT_ERRORS,
+    Inbox,
+    check_open,
+    close_quietly,
+    content_encoding,
+    describe,
+)
 
 if TYPE_CHECKING:
     from proton.utils import BlockingConnection, BlockingReceiver
 
     from ._address import Source
-    from ._driver import Amqp1Driver
+    from ._broker import Amqp1Broker
 
 __all__ = [
     "ERROR_PROPERTY",
@@ -80,17 +87,6 @@ def _pump(conn: BlockingConnection, *, until_written: bool) -> None:
         container.timeout = saved
 
 
-def content_encoding(message: Any) -> str | None:
-    """The ``content-encoding`` a received message names, ``None`` when it names
-    none (Proton's ``Message.content_encoding`` reads an absent one as the
-    symbol ``"None"``); one that is not text names no codec dovecote reads."""
-    try:
-        found = cproton.pn_message_get_content_encoding(message._msg)
-    except Exception:  # noqa: BLE001 - bytes a peer sent that are not UTF-8
-        return "<not text>"
-    return found if isinstance(found, str) else None
-
-
 def _subject(message: Any) -> str | None:
     """The message's subject (its routing key), ``None`` if it is not text."""
     try:
@@ -125,8 +121,8 @@ class Amqp1IncomingMessage(IncomingMessage):
         self._settled = token is None
 
     def publish_reply(self, reply_q: str, data: str) -> None:
-        driver = self._listener.driver
-        driver.sender.publish(driver.plan.queue(reply_q), data, retry=SERVER_RETRIES)
+        broker = self._listener.broker
+        broker.sender.publish(broker.plan.queue(reply_q), data, retry=SERVER_RETRIES)
 
     def acknowledge(self) -> None:
         if self._settled:
@@ -145,20 +141,20 @@ class Amqp1IncomingMessage(IncomingMessage):
         key = self._routing_key()
         if key:
             properties[ROUTING_KEY_PROPERTY] = key
-        driver = self._listener.driver
-        driver.sender.publish(
-            driver.plan.requeue_to(self._source), self._body, properties=properties,
+        broker = self._listener.broker
+        broker.sender.publish(
+            broker.plan.requeue_to(self._source), self._body, properties=properties,
             retry=SERVER_RETRIES,
         )
         self.acknowledge()
 
     def dead_letter(self, reason: str) -> str:
-        driver = self._listener.driver
-        destination, spec = driver.plan.dead_letter_to(self._source, self._routing_key())
+        broker = self._listener.broker
+        destination, spec = broker.plan.dead_letter_to(self._source, self._routing_key())
         properties = {**self._properties, ERROR_PROPERTY: reason}
-        driver.sender.publish(
+        broker.sender.publish(
             destination, self._body, properties=properties, retry=SERVER_RETRIES,
-            prepare=lambda: driver.declare(queues=[spec]),
+            prepare=lambda: broker.declare(queues=[spec]),
         )
         self.acknowledge()
         return spec.name
@@ -186,17 +182,17 @@ class Amqp1Listener(Listener):
     """
 
     def __init__(
-        self, driver: Amqp1Driver, sources: list[Source], *, notifications: bool,
+        self, broker: Amqp1Broker, sources: list[Source], *, notifications: bool,
         own_queues: list[str],
     ) -> None:
-        self.driver = driver
+        self.broker = broker
         self.sources = sources
         self._notifications = notifications
         self._own_queues = own_queues
-        self._prefetch = driver.prefetch
-        self._log = driver.log.bind(listener=",".join(s.address for s in sources))
+        self._prefetch = broker.prefetch
+        self._log = broker.log.bind(listener=",".join(s.address for s in sources))
         self._stopped = threading.Event()
-        self._backoff = driver.new_backoff()
+        self._backoff = broker.new_backoff()
         self._next_attempt = 0.0
         self._generation = 0
         self._conn: BlockingConnection | None = None
@@ -210,7 +206,7 @@ class Amqp1Listener(Listener):
             self._open()
         except TRANSIENT_ERRORS as exc:
             raise MessageDeliveryFailure(
-                f"Could not listen on {self._log_sources()} at {driver.url}: {describe(exc)}; "
+                f"Could not listen on {self._log_sources()} at {broker.url}: {describe(exc)}; "
                 "check that the broker is running and reachable, and the URL's credentials"
             ) from None
 
@@ -219,8 +215,8 @@ class Amqp1Listener(Listener):
 
     # -- connection ------------------------------------------------------------
     def _open(self) -> None:
-        self.driver.declare(queues=[s.queue for s in self.sources if s.queue is not None])
-        conn = self.driver.open_connection()
+        self.broker.declare(queues=[s.queue for s in self.sources if s.queue is not None])
+        conn = self.broker.open_connection()
         try:
             inbox = Inbox()
             receivers: dict[Any, tuple[Source, BlockingReceiver]] = {}
@@ -236,7 +232,7 @@ class Amqp1Listener(Listener):
         self._backoff.opened()
         self._log.info("listener.connected", generation=self._generation)
         if self._generation > 1 and _probes.probes:
-            _probes.listener_reconnected(self.driver.url.scheme)
+            _probes.listener_reconnected(self.broker.url.scheme)
 
     def _drop(self) -> BlockingConnection | None:
         """Forget the connection and every Proton object of it (the broker takes
@@ -249,7 +245,7 @@ class Amqp1Listener(Listener):
         """The connection was lost (or, ``lost=False``, could not be opened):
         reopen it after the shared back-off (see :mod:`.._backoff`)."""
         close_quietly(self._drop())
-        self.driver.forget_declarations()
+        self.broker.forget_declarations()
         delay = self._backoff.lost() if lost else self._backoff.failed()
         self._next_attempt = time.monotonic() + delay
         self._log.warning("listener.reconnecting", delay_s=delay,
@@ -369,4 +365,4 @@ class Amqp1Listener(Listener):
                 self._apply_settlements()  # sent before the close frame
         close_quietly(self._drop())
         for queue in self._own_queues:
-            self.driver.delete_queue(queue)
+            self.broker.delete_queue(queue)

@@ -1,30 +1,29 @@
 """A message the kombu driver took from a queue, and how it is settled: replies
-and republished copies (requeue, dead letters) go out through the driver's
-publisher; acknowledgements go to the listener, whose thread owns the
-connection (see :mod:`._listener`).
+and republished copies (requeue, dead letters) go out through the broker's
+publisher (see :mod:`._broker`); acknowledgements go to the listener's
+``settle``, whose thread owns the connection (see :mod:`._listener`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import amqp.serialization
-import kombu.exceptions
 
 from .._decoding import ERROR_HEADER, REDELIVERIES_HEADER, ROUTING_KEY_HEADER, first_routing_key
 from ..base import IncomingMessage
 
 if TYPE_CHECKING:
-    from ._listener import KombuListener
+    from ._broker import KombuBroker
 
-__all__ = ["KombuIncomingMessage", "connection_errors"]
+__all__ = ["KombuIncomingMessage", "Settle"]
 
 
-def connection_errors(conn: Any) -> tuple[type[BaseException], ...]:
-    """Every error that means "this connection or channel is gone"."""
-    return (
-        kombu.exceptions.KombuError, *conn.connection_errors, *conn.channel_errors,
-    )
+class Settle(Protocol):
+    """How a notification is settled: the listener's
+    :meth:`~._listener.KombuListener.settle`, whose thread owns the connection."""
+
+    def __call__(self, raw: Any, generation: int, *, release: bool = False) -> None: ...
 
 
 #: The headers a copy keeps when the others cannot be written back.
@@ -46,30 +45,34 @@ def _text(value: Any) -> str:
 
 
 class KombuIncomingMessage(IncomingMessage):
-    """A request or notification taken from a RabbitMQ (or other kombu) queue."""
+    """A request or notification taken from a RabbitMQ (or other kombu) queue.
 
-    __slots__ = ("_generation", "_listener", "_queue", "_raw", "_settled")
+    ``settle`` is ``None`` for a request (acknowledged when taken: nothing left
+    to settle), else how the listener settles a notification."""
+
+    __slots__ = ("_broker", "_generation", "_queue", "_raw", "_settle", "_settled")
 
     def __init__(
-        self, listener: KombuListener, queue_name: str, raw: Any, generation: int,
-        **kwargs: Any,
+        self, broker: KombuBroker, settle: Settle | None, queue_name: str, raw: Any,
+        generation: int, **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._listener = listener
+        self._broker = broker
+        self._settle = settle
         self._queue = queue_name
         self._raw = raw
         self._generation = generation
         self._settled = False
 
     def publish_reply(self, reply_q: str, data: str) -> None:
-        self._listener.driver.send_reply(reply_q, data, msg_id=self.msg_id)
+        self._broker.send_reply(reply_q, data, msg_id=self.msg_id)
 
     def acknowledge(self) -> None:
         if self._settled:
             return
         self._settled = True
-        if self._listener.notifications:
-            self._listener.settle(self._raw, self._generation)
+        if self._settle is not None:
+            self._settle(self._raw, self._generation)
 
     def _republish(self, queue_name: str, headers: dict[str, Any], **kwargs: Any) -> None:
         """Publish the body again as it came: bytes, so no property a peer set
@@ -84,11 +87,11 @@ class KombuIncomingMessage(IncomingMessage):
                 body = body.encode(encoding)
             except (LookupError, UnicodeError):
                 body, encoding = body.encode("utf-8", "surrogatepass"), "utf-8"
-        driver = self._listener.driver
-        driver.publish(
+        broker = self._broker
+        broker.publish(
             "", queue_name, bytes(body), headers=headers,
             content_type=_text(raw.content_type) or "application/json",
-            content_encoding=encoding, retry=driver.server_retries, **kwargs,
+            content_encoding=encoding, retry=broker.server_retries, **kwargs,
         )
 
     def _headers(self) -> dict[str, Any]:
@@ -98,7 +101,7 @@ class KombuIncomingMessage(IncomingMessage):
         headers are hostile can still be parked."""
         raw_headers, info = self._raw.headers, self._raw.delivery_info
         headers = dict(raw_headers) if isinstance(raw_headers, dict) else {}
-        if headers and self._listener.driver.is_amqp and not _writable(headers):
+        if headers and self._broker.is_amqp and not _writable(headers):
             headers = {key: headers[key] for key in _OWN_HEADERS if key in headers}
         headers[ROUTING_KEY_HEADER] = first_routing_key(
             headers, info.get("routing_key") if isinstance(info, dict) else None) or ""
@@ -121,7 +124,7 @@ class KombuIncomingMessage(IncomingMessage):
         name = f"{headers[ROUTING_KEY_HEADER] or self._queue}.dead"
         headers[ERROR_HEADER] = reason
         if not self._settled:
-            entities = self._listener.driver.entities
+            entities = self._broker.entities
             self._republish(name, headers, declare=[entities.dead_letter_queue(name)])
             self.acknowledge()
         return name
@@ -132,5 +135,5 @@ class KombuIncomingMessage(IncomingMessage):
         if self._settled:
             return
         self._settled = True
-        if self._listener.notifications:
-            self._listener.settle(self._raw, self._generation, release=True)
+        if self._settle is not None:
+            self._settle(self._raw, self._generation, release=True)

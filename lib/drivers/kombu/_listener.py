@@ -16,7 +16,7 @@ import functools
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import amqp.exceptions
@@ -28,12 +28,12 @@ from .._decoding import ERROR_HEADER, REDELIVERIES_HEADER, ROUTING_KEY_HEADER, u
 from .._tls import TLSRefused
 from ..base import IncomingMessage, Listener
 from ._entities import StreamOffsets
-from ._incoming import KombuIncomingMessage, connection_errors
-from ._options import Consumer
+from ._incoming import KombuIncomingMessage
+from ._options import Consumer, connection_errors
 from ._redis import subscribe_now
 
 if TYPE_CHECKING:
-    from ._driver import KombuDriver
+    from ._broker import KombuBroker
 
 __all__ = [
     "ERROR_HEADER",
@@ -41,7 +41,6 @@ __all__ = [
     "ROUTING_KEY_HEADER",
     "KombuIncomingMessage",
     "KombuListener",
-    "connection_errors",
 ]
 
 
@@ -50,18 +49,22 @@ log = get_logger("dovecote.kombu")
 
 class KombuListener(Listener):
     """Consumes a set of queues on a connection of its own; reconnects (and
-    re-declares them, the fanout queue under the same name) when it is lost."""
+    re-declares them, the fanout queue under the same name) when it is lost.
+
+    ``forget`` is called with the listener once it was cleaned up (the driver
+    need not close it any more)."""
 
     def __init__(
-        self, driver: KombuDriver, queues: Sequence[Any], *, notifications: bool,
-        name: str,
+        self, broker: KombuBroker, queues: Sequence[Any], *, notifications: bool,
+        name: str, forget: Callable[[KombuListener], None],
     ) -> None:
-        self.driver = driver
+        self.broker = broker
         self.notifications = notifications
         self.name = name
         self.queues = tuple(queues)
-        opts = driver.opts
-        self._conn = driver.new_connection("listen")
+        self._forget = forget
+        opts = broker.opts
+        self._conn = broker.new_connection("listen")
         self._errors = connection_errors(self._conn)
         self._lock = threading.RLock()
         self._stopped = threading.Event()
@@ -87,15 +90,15 @@ class KombuListener(Listener):
                 raise
             except self._errors as exc:
                 self._conn.release()
-                raise driver.failure(f"Could not listen for {name}", exc) from None
+                raise broker.failure(f"Could not listen for {name}", exc) from None
 
     # -- connection -----------------------------------------------------------
     def _consume(self, policy: dict[str, Any]) -> None:
         """Connect, declare every queue with its bindings, and start consuming."""
-        self._conn.ensure_connection(errback=self.driver.on_connection_error, **policy)
+        self._conn.ensure_connection(errback=self.broker.on_connection_error, **policy)
         channel = self._conn.channel()
-        if self.driver.opts.prefetch_count:
-            channel.basic_qos(0, self.driver.opts.prefetch_count, False)
+        if self.broker.opts.prefetch_count:
+            channel.basic_qos(0, self.broker.opts.prefetch_count, False)
         generation = self._generation + 1
         self._unacked.clear()
         for declared in self.queues:
@@ -106,8 +109,8 @@ class KombuListener(Listener):
                 channel, queues=[declared], no_ack=False, auto_declare=False,
                 on_message=functools.partial(self._on_message, declared.name, generation),
             ).consume()
-        if not self.driver.is_amqp:  # kombu's Redis: a fanout reaches only subscribers
-            subscribe_now(channel, self.driver.opts.connect_timeout)
+        if not self.broker.is_amqp:  # kombu's Redis: a fanout reaches only subscribers
+            subscribe_now(channel, self.broker.opts.connect_timeout)
         self._generation = generation
         self._acked_tag = 0
         self._connected = True
@@ -115,7 +118,7 @@ class KombuListener(Listener):
 
     def _on_message(self, queue_name: str, generation: int, raw: Any) -> None:
         self._buffer.append((queue_name, raw, generation))
-        if self.notifications and self.driver.is_amqp:
+        if self.notifications and self.broker.is_amqp:
             self._unacked.add(raw.delivery_tag)
 
     def _lost(self, exc: BaseException) -> None:
@@ -128,8 +131,8 @@ class KombuListener(Listener):
         if isinstance(exc, amqp.exceptions.ConsumerCancelled):
             self._offsets.reset()  # a deleted stream: its offsets start over
         log.warning(
-            "listener.connection_lost", transport=str(self.driver.url), listener=self.name,
-            error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
+            "listener.connection_lost", transport=str(self.broker.url), listener=self.name,
+            error=self.broker.scrub(f"{type(exc).__name__}: {exc}"),
         )
         try:
             self._conn.collect()
@@ -145,16 +148,16 @@ class KombuListener(Listener):
             if self._stopped.is_set() or time.monotonic() < self._next_attempt:
                 return False
         log.info(
-            "listener.reconnecting", transport=str(self.driver.url), listener=self.name,
+            "listener.reconnecting", transport=str(self.broker.url), listener=self.name,
         )
         try:
-            self._consume(self.driver.opts.retry_policy(0))
+            self._consume(self.broker.opts.retry_policy(0))
         except self._errors as exc:
             wait = self._backoff.failed()
             log.warning(
-                "listener.reconnect_failed", transport=str(self.driver.url),
+                "listener.reconnect_failed", transport=str(self.broker.url),
                 listener=self.name, retry_in=round(wait, 3),
-                error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
+                error=self.broker.scrub(f"{type(exc).__name__}: {exc}"),
             )
             self._next_attempt = time.monotonic() + wait
             try:
@@ -163,9 +166,9 @@ class KombuListener(Listener):
             except Exception:  # noqa: BLE001 - best effort on a broken connection
                 log.debug("listener.switch_failed", listener=self.name)
             return False
-        log.info("listener.reconnected", transport=str(self.driver.url), listener=self.name)
+        log.info("listener.reconnected", transport=str(self.broker.url), listener=self.name)
         if _probes.probes:
-            _probes.listener_reconnected(self.driver.url.scheme)
+            _probes.listener_reconnected(self.broker.url.scheme)
         return True
 
     # -- settling ---------------------------------------------------------------
@@ -203,7 +206,7 @@ class KombuListener(Listener):
                 log.debug("listener.ack_skipped", listener=self.name,
                           reason="its channel was lost; the broker redelivers it")
                 continue
-            if not self.driver.is_amqp:  # other kombu transports: no ``multiple``
+            if not self.broker.is_amqp:  # other kombu transports: no ``multiple``
                 if release:
                     raw.reject(requeue=True)
                 else:
@@ -284,7 +287,7 @@ class KombuListener(Listener):
 
     def _take(self, max_messages: int) -> list[IncomingMessage]:
         taken = [self._buffer.popleft() for _ in range(min(max_messages, len(self._buffer)))]
-        if taken and not self.notifications and not self.driver.is_amqp:
+        if taken and not self.notifications and not self.broker.is_amqp:
             out: list[IncomingMessage] = []  # no ``multiple`` ack there: one by one
             for queue_name, raw, generation in taken:
                 try:
@@ -332,12 +335,14 @@ class KombuListener(Listener):
         if decoded.error is not None:
             log.warning("message.malformed", listener=self.name, queue=queue_name,
                         reason=decoded.error)
-        return KombuIncomingMessage(self, queue_name, raw, generation, **decoded._asdict())
+        settle = self.settle if self.notifications else None  # requests: acknowledged
+        return KombuIncomingMessage(self.broker, settle, queue_name, raw, generation,
+                                    **decoded._asdict())
 
     def _delete_temporary(self) -> None:
         """Delete this listener's own fanout queue when nothing else would (a
         quorum one: it cannot be auto-delete), as oslo.messaging does on close."""
-        temporary = [queue for queue in self.queues if self.driver.entities.temporary(queue)]
+        temporary = [queue for queue in self.queues if self.broker.entities.temporary(queue)]
         if not temporary or not self._connected:
             return
         try:
@@ -346,7 +351,7 @@ class KombuListener(Listener):
                 channel.queue_delete(declared.name)
         except self._errors as exc:
             log.debug("listener.delete_failed", listener=self.name,
-                      error=self.driver.scrub(str(exc)))
+                      error=self.broker.scrub(str(exc)))
 
     def stop(self) -> None:
         self._stopped.set()
@@ -361,7 +366,7 @@ class KombuListener(Listener):
                     self._flush()
             except self._errors as exc:
                 log.warning("listener.ack_failed", listener=self.name,
-                            error=self.driver.scrub(str(exc)))
+                            error=self.broker.scrub(str(exc)))
             self._closed = True
             self._buffer.clear()
             self._delete_temporary()
@@ -369,5 +374,5 @@ class KombuListener(Listener):
                 self._conn.release()
             except Exception:  # noqa: BLE001 - closing a broken connection
                 log.debug("listener.close_failed", listener=self.name)
-        self.driver.forget_listener(self)
+        self._forget(self)
 

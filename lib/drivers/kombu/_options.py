@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import kombu.exceptions
 from kombu import common as _kombu_common
 from kombu import connection as _kombu_connection
 from kombu import entity as _kombu_entity
@@ -46,6 +47,7 @@ __all__ = [
     "Queue",
     "binding",
     "build_connection",
+    "connection_errors",
     "maybe_declare",
 ]
 
@@ -315,4 +317,11 @@ def build_connection(url: TransportURL, opts: KombuOptions, *, purpose: str) -> 
         connect_timeout=opts.connect_timeout,
         transport_options=transport_options,
         **extra,
+    )
+
+
+def connection_errors(conn: Any) -> tuple[type[BaseException], ...]:
+    """Every error that means "this connection or channel is gone"."""
+    return (
+        kombu.exceptions.KombuError, *conn.connection_errors, *conn.channel_errors,
     )

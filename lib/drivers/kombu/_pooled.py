@@ -5,17 +5,13 @@ retries, fails over and (where the transport has them) waits for confirms."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from ..._errors import MessageUndeliverable
-from ._listener import connection_errors
-from ._options import Exchange, Producer, maybe_declare
+from ..._errors import MessageDeliveryFailure, MessageUndeliverable
+from ._options import Exchange, Producer, connection_errors, maybe_declare
 
-if TYPE_CHECKING:
-    from ._driver import KombuDriver
-
-__all__ = ["publish_pooled"]
+__all__ = ["PooledPublisher"]
 
 
 class _Publication:
@@ -57,33 +53,50 @@ class _Publication:
 _PRODUCERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-def publish_pooled(
-    driver: KombuDriver, exchange: Any, routing_key: str, body: str | bytes, *,
-    headers: Mapping[str, Any] | None, expiration: float | None, mandatory: bool,
-    declare: Sequence[Any], retry: int | None, content_type: str, content_encoding: str,
-) -> None:
-    """``publish`` on a kombu transport other than AMQP: a pooled connection
-    per publish, kombu's own confirm (where it has one) and retries."""
-    policy = driver.retry_policy(retry)
-    conn = driver.pool.acquire(block=True)
-    try:
-        job = _Publication(
-            conn, declare, body=body, exchange=exchange, routing_key=routing_key,
-            headers=dict(headers or {}), delivery_mode=2, expiration=expiration,
-            mandatory=mandatory, content_type=content_type,
-            content_encoding=content_encoding, confirm_timeout=driver.opts.confirm_timeout,
-        )
-        conn.ensure_connection(errback=driver.on_connection_error, **policy)
-        conn.ensure(job, job.run, errback=driver.on_connection_error, **policy)()
-    except connection_errors(conn) as exc:
-        conn.collect()  # a channel closed by the broker must not go back to the pool
-        name = exchange.name if isinstance(exchange, Exchange) else exchange
-        raise driver.failure(
-            f"Could not publish to exchange {name!r} with routing key {routing_key!r}", exc,
-        ) from None
-    finally:
-        conn.release()
-    if job.returned:
-        name = exchange.name if isinstance(exchange, Exchange) else exchange
-        raise MessageUndeliverable(job.returned[0], name, routing_key, body)
+class PooledPublisher:
+    """``publish`` on a kombu transport other than AMQP: a connection of
+    ``pool`` per publish, kombu's own confirm (where it has one) and retries.
 
+    ``errback`` is kombu's errback while (re)connecting (it logs, and may wait
+    a little longer); ``failure`` builds the error a failed publish raises."""
+
+    def __init__(
+        self, pool: Any, *, confirm_timeout: float,
+        errback: Callable[[BaseException, float], None],
+        failure: Callable[[str, BaseException], MessageDeliveryFailure],
+    ) -> None:
+        self._pool = pool
+        self._confirm_timeout = confirm_timeout
+        self._errback = errback
+        self._failure = failure
+
+    def publish(
+        self, exchange: Any, routing_key: str, body: str | bytes, *,
+        headers: Mapping[str, Any] | None, expiration: float | None, mandatory: bool,
+        declare: Sequence[Any], policy: dict[str, Any], content_type: str,
+        content_encoding: str,
+    ) -> None:
+        """Publish once, retried as ``policy`` (kombu's retry arguments) says;
+        raises :class:`MessageUndeliverable` when a mandatory message was
+        returned, the ``failure`` callback's error when the retries ran out."""
+        conn = self._pool.acquire(block=True)
+        try:
+            job = _Publication(
+                conn, declare, body=body, exchange=exchange, routing_key=routing_key,
+                headers=dict(headers or {}), delivery_mode=2, expiration=expiration,
+                mandatory=mandatory, content_type=content_type,
+                content_encoding=content_encoding, confirm_timeout=self._confirm_timeout,
+            )
+            conn.ensure_connection(errback=self._errback, **policy)
+            conn.ensure(job, job.run, errback=self._errback, **policy)()
+        except connection_errors(conn) as exc:
+            conn.collect()  # a channel closed by the broker must not go back to the pool
+            name = exchange.name if isinstance(exchange, Exchange) else exchange
+            raise self._failure(
+                f"Could not publish to exchange {name!r} with routing key {routing_key!r}", exc,
+            ) from None
+        finally:
+            conn.release()
+        if job.returned:
+            name = exchange.name if isinstance(exchange, Exchange) else exchange
+            raise MessageUndeliverable(job.returned[0], name, routing_key, body)

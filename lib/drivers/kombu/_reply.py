@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...observe._logging import get_logger
 from .._buffered import drain
-from ._listener import connection_errors
-from ._options import Consumer
+from ._options import Consumer, connection_errors
 
 if TYPE_CHECKING:
-    from ._driver import KombuDriver
+    from ._broker import KombuBroker
 
-__all__ = ["ReplyConsumer"]
+__all__ = ["DeliverReply", "ReplyConsumer"]
 
 #: How long one drain blocks: the bound on how long ``stop`` waits for the thread.
 _DRAIN_TIMEOUT = 0.2
@@ -28,31 +27,42 @@ _DRAIN_TIMEOUT = 0.2
 log = get_logger("dovecote.kombu")
 
 
+class DeliverReply(Protocol):
+    """Where replies go: the driver's :meth:`~dovecote.drivers.base.Driver.deliver_reply`."""
+
+    def __call__(self, body: object, *, content_encoding: object = None,
+                 unreadable: str | None = None) -> None: ...
+
+
 class ReplyConsumer:
     """Declares the driver's reply queue and hands what arrives there to
-    ``driver.deliver_reply`` from a thread named ``dovecote-reply-<id>``."""
+    ``deliver`` (the driver's ``deliver_reply``) from a thread named
+    ``dovecote-reply-<id>``."""
 
-    def __init__(self, driver: KombuDriver, *, retry: int | None) -> None:
-        self.driver = driver
-        self.name = driver.entities.reply_queue_name()
-        self._queue = driver.entities.reply_queue(self.name)
-        self._conn = driver.new_connection("reply")
+    def __init__(
+        self, broker: KombuBroker, *, deliver: DeliverReply, retry: int | None,
+    ) -> None:
+        self.broker = broker
+        self._deliver = deliver
+        self.name = broker.entities.reply_queue_name()
+        self._queue = broker.entities.reply_queue(self.name)
+        self._conn = broker.new_connection("reply")
         self._errors = connection_errors(self._conn)
         self._stop = threading.Event()
-        self._backoff = driver.opts.backoff()
+        self._backoff = broker.opts.backoff()
         self._channel: Any = None
         try:
-            self._consume(driver.retry_policy(retry))
+            self._consume(broker.retry_policy(retry))
         except self._errors as exc:
             self._conn.release()
-            raise driver.failure(f"Could not declare reply queue {self.name}", exc) from None
+            raise broker.failure(f"Could not declare reply queue {self.name}", exc) from None
         self._thread = threading.Thread(
             target=self._run, name=f"dovecote-reply-{self.name[6:18]}", daemon=True,
         )
         self._thread.start()
 
     def _consume(self, policy: dict[str, Any]) -> None:
-        self._conn.ensure_connection(errback=self.driver.on_connection_error, **policy)
+        self._conn.ensure_connection(errback=self.broker.on_connection_error, **policy)
         channel = self._conn.channel()
         self._queue(channel).declare()
         Consumer(
@@ -64,10 +74,10 @@ class ReplyConsumer:
 
     def _on_message(self, raw: Any) -> None:
         try:
-            self.driver.deliver_reply(raw.body, content_encoding=raw.content_encoding,
-                                      unreadable=getattr(raw, "unreadable", None))
+            self._deliver(raw.body, content_encoding=raw.content_encoding,
+                          unreadable=getattr(raw, "unreadable", None))
         except Exception as exc:  # noqa: BLE001 - one bad reply must not stop the thread
-            log.warning("reply.deliver_failed", transport=str(self.driver.url),
+            log.warning("reply.deliver_failed", transport=str(self.broker.url),
                         reply_q=self.name, error=str(exc))
 
     def _run(self) -> None:
@@ -84,8 +94,8 @@ class ReplyConsumer:
                 # either way the connection's state is unknown; the thread must go on
                 self._channel = None
                 log.warning(
-                    "reply.connection_lost", transport=str(self.driver.url),
-                    reply_q=self.name, error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
+                    "reply.connection_lost", transport=str(self.broker.url),
+                    reply_q=self.name, error=self.broker.scrub(f"{type(exc).__name__}: {exc}"),
                 )
                 self._collect()
                 connected = False
@@ -99,22 +109,22 @@ class ReplyConsumer:
             log.debug("reply.collect_failed", reply_q=self.name)
 
     def _reconnect(self) -> bool:
-        opts = self.driver.opts
-        log.info("reply.reconnecting", transport=str(self.driver.url), reply_q=self.name)
+        opts = self.broker.opts
+        log.info("reply.reconnecting", transport=str(self.broker.url), reply_q=self.name)
         try:
             self._consume(opts.retry_policy(0))
         except self._errors as exc:
             wait = self._backoff.failed()
             log.warning(
-                "reply.reconnect_failed", transport=str(self.driver.url), reply_q=self.name,
+                "reply.reconnect_failed", transport=str(self.broker.url), reply_q=self.name,
                 retry_in=round(wait, 3),
-                error=self.driver.scrub(f"{type(exc).__name__}: {exc}"),
+                error=self.broker.scrub(f"{type(exc).__name__}: {exc}"),
             )
             self._collect()
             self._conn.maybe_switch_next()
             self._stop.wait(wait)
             return False
-        log.info("reply.reconnected", transport=str(self.driver.url), reply_q=self.name)
+        log.info("reply.reconnected", transport=str(self.broker.url), reply_q=self.name)
         return True
 
     def stop(self) -> None:
@@ -123,7 +133,7 @@ class ReplyConsumer:
         one: the next run reuses it), and close the connection. A queue left
         behind by a crash expires after ``rabbit_transient_queues_ttl``."""
         self._stop.set()
-        opts = self.driver.opts
+        opts = self.broker.opts
         self._thread.join(timeout=opts.connect_timeout + 2 * _DRAIN_TIMEOUT + 1)
         if self._channel is not None and not self._thread.is_alive() \
                 and not opts.use_queue_manager:

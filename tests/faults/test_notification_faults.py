@@ -3,10 +3,11 @@ confirmed by RabbitMQ), the broker's app is stopped while a listener is in the
 middle of them and started again; every notification is handled at least once,
 the duplicates are counted and reported, and the listener reconnects by itself.
 
-``rabbitmqctl stop_app`` stops the whole (shared) broker, so the outage is kept
-to the few seconds stop_app + start_app take, and the broker is started again
-in a ``finally`` whatever happens. The queues are durable (a transient queue
-does not outlive a broker restart) on an exchange of this test's own.
+The broker is a RabbitMQ node of the test session's own (``own_node``): its
+``rabbitmqctl stop_app`` disturbs no other test. The outage is kept to the few
+seconds stop_app + start_app take, and the node is started again in a
+``finally`` whatever happens. The queues are durable (a transient queue does not
+outlive a broker restart) on an exchange of this test's own.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import threading
 import time
 from typing import Any
 
+import amqp
 import pytest
 import structlog.testing
 from _rpc_support import PATIENCE
-from conftest import AMQP1_URL, RABBIT_URL, broker_back, rabbitmqctl
-from test_notifications import Recorder, amqp_channel, listening
+from conftest import OwnNode
+from test_notifications import Recorder, listening
 
 import dovecote
 
@@ -32,23 +34,24 @@ STALL_AT = 100
 RECONNECT = "rabbit_retry_interval=0.2&rabbit_retry_backoff=0.2&rabbit_interval_max=1"
 
 
-#: Per broker transport: the URL (durable queues, fast reconnection) and the
-#: events its listener logs when its connection is lost and when it is back.
+#: Per broker transport: the URL's options (durable queues, fast reconnection) and
+#: the events its listener logs when its connection is lost and when it is back.
 BROKERS = {
-    "rabbit": (f"{RABBIT_URL}?amqp_durable_queues=true&{RECONNECT}",
+    "rabbit": (f"amqp_durable_queues=true&{RECONNECT}",
                {"listener.connection_lost", "listener.reconnected"}),
-    "amqp1": (f"{AMQP1_URL}?amqp_durable_queues=true&reconnect_delay=0.2&reconnect_max_delay=1",
+    "amqp1": ("amqp_durable_queues=true&reconnect_delay=0.2&reconnect_max_delay=1",
               {"listener.reconnecting", "listener.connected"}),
 }
 
 
 @pytest.mark.parametrize("kind", list(BROKERS))
 def test_broker_restart_while_consuming_loses_nothing(
-    rabbitmq: str, unique: str, kind: str,
+    own_node: OwnNode, unique: str, kind: str,
 ) -> None:
     exchange, topic = f"faults_{unique}", f"faults_{unique}"
-    url, recovery_events = BROKERS[kind]
-    transport = dovecote.get_transport(url, control_exchange=exchange)
+    options, recovery_events = BROKERS[kind]
+    base = own_node.url if kind == "rabbit" else own_node.amqp1_url
+    transport = dovecote.get_transport(f"{base}?{options}", control_exchange=exchange)
     calls = Recorder()
     stalled, resume = threading.Event(), threading.Event()
 
@@ -71,10 +74,10 @@ def test_broker_restart_while_consuming_loses_nothing(
                 assert stalled.wait(PATIENCE), "the listener did not get going"
                 started = time.monotonic()
                 try:
-                    rabbitmqctl("stop_app")
+                    own_node.ctl("stop_app")
                     resume.set()  # what the listener took goes on, its acks cannot
                 finally:
-                    broker_back()
+                    own_node.back()
                     outage = time.monotonic() - started
                 # recovered by itself: the rest, the redeliveries, and something new
                 notifier.info({}, "fault.after", COUNT)
@@ -89,8 +92,14 @@ def test_broker_restart_while_consuming_loses_nothing(
         assert recovery_events <= events, events
     finally:
         resume.set()
-        broker_back()  # whatever happened above, leave the broker running
-        with amqp_channel() as channel:
+        own_node.back()  # whatever happened above, leave the node running
+        conn = amqp.Connection(host=f"127.0.0.1:{own_node.port}", userid="guest",
+                               password="guest")
+        conn.connect()
+        try:
+            channel = conn.channel()
             channel.queue_delete(f"{topic}.info")
             channel.exchange_delete(exchange)
+        finally:
+            conn.close()
         transport.cleanup()

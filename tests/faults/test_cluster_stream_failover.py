@@ -28,8 +28,10 @@ from test_cluster_failover import connected_nodes, ctl, leader_of
 import dovecote
 from dovecote import Target
 
+#: One xdist worker runs the cluster's tests one after the other (``--dist loadgroup``),
+#: and each holds the cluster's fault lock (``cluster_nodes_back``) while it stops nodes.
 pytestmark = [pytest.mark.cluster, pytest.mark.broker, pytest.mark.timeout(120),
-              pytest.mark.usefixtures("cluster_nodes_back")]
+              pytest.mark.xdist_group("cluster"), pytest.mark.usefixtures("cluster_nodes_back")]
 
 #: The quorum failover tests' options, with fanout through a stream.
 OPTIONS = f"{failover.OPTIONS}&rabbit_stream_fanout=true"

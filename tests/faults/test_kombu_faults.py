@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import structlog
 from kombu import Producer
-from test_kombu_driver import driver, poll_until, rabbit_transport, raw, ready, round_trip
+from test_kombu_driver import driver, poll_until, raw, ready, round_trip
 
 import dovecote
 from dovecote import _wire
@@ -25,7 +25,7 @@ from dovecote.drivers.kombu import KombuDriver
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 
-__all__ = ["driver", "rabbit_transport", "raw"]  # fixtures shared with the driver tests
+__all__ = ["driver", "raw"]  # fixtures shared with the driver tests
 
 SECRET = "S3cretPassw0rd"
 

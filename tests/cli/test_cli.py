@@ -30,7 +30,7 @@ from dovecote.cli._support import progress
 
 pytestmark = pytest.mark.timeout(90)
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # tests/: cli_service.py's folder
 _SCRIPT = Path(sys.executable).with_name("dovecote")
 DOVECOTE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dovecote.cli._main"]
 PASSWORD = "pa55-S3CRET"

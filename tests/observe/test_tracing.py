@@ -540,6 +540,7 @@ def test_enable_is_idempotent_and_disable_stops_it(
 def test_importing_without_opentelemetry_says_what_to_install(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "dovecote.tracing")
+    monkeypatch.delitem(sys.modules, "dovecote.observe.tracing")
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
     with pytest.raises(ImportError, match=re.escape("pip install 'dovecote[otel]'")):
         importlib.import_module("dovecote.tracing")

@@ -10,7 +10,7 @@ died and ``stop()``/``wait()`` complete.
 CI runs a modest number of examples per test (200 on ``memory://``, 100 on a
 broker; about a minute in all). For a long local run::
 
-    DOVECOTE_FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz.py -p no:cacheprovider
+    DOVECOTE_FUZZ_EXAMPLES=2000 python -m pytest tests/fuzz/test_fuzz.py -p no:cacheprovider
 """
 
 from __future__ import annotations

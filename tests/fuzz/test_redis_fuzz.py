@@ -1,6 +1,6 @@
 """Property-based fuzzing (hypothesis) of what a peer on Redis can push into
 ``kombu+redis://`` queues: not only hostile bodies inside kombu's envelope (that
-is ``tests/test_fuzz.py``, which runs on Redis too), but list items that are no
+is ``tests/fuzz/test_fuzz.py``, which runs on Redis too), but list items that are no
 envelope at all, and envelopes with keys missing or of the wrong type. Every
 item goes straight into the queue's Redis list with ``LPUSH``, into a running
 RPC server and a running notification listener.
@@ -64,7 +64,7 @@ REDIS_ITEMS = st.one_of(
 
 
 def _settings() -> settings:
-    """As ``tests/test_fuzz.py`` on a broker: 100 examples unless
+    """As ``tests/fuzz/test_fuzz.py`` on a broker: 100 examples unless
     ``DOVECOTE_FUZZ_EXAMPLES`` says otherwise, no shrinking on CI."""
     phases = [p for p in Phase if not (p is Phase.shrink and os.environ.get("CI") == "true")]
     return settings(max_examples=int(os.environ.get("DOVECOTE_FUZZ_EXAMPLES", "0")) or 100,

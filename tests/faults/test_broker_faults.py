@@ -3,7 +3,9 @@ against servers built of real actors: a server whose credit is spent or which
 is draining keeps its connection alive through short heartbeats; the broker
 closing every connection is noticed and served through; an idle reply
 receiver stays connected; a broker outage cannot make ``stop()``/``wait()``
-hang. Connections are dropped on a vhost of the tests' own."""
+hang. Connections are dropped on a vhost of the test process's own
+(``drop_vhost``); the broker outage is a real ``stop_app`` of a RabbitMQ node of
+the test session's own (``own_node``), never of the shared broker."""
 
 from __future__ import annotations
 
@@ -12,45 +14,69 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import amqp
 import pytest
 import structlog
-from _rpc_support import PATIENCE, QueueProbe, Recorder, delete_queues, serve, wait_until
-from conftest import DROP_VHOST, broker_back, rabbitmqctl
+from _rpc_support import PATIENCE, QueueProbe, Recorder, serve, wait_until
+from conftest import DROP_VHOST, OwnNode, rabbitmqctl
 
 import dovecote
 from dovecote import Target
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120), pytest.mark.usefixtures("no_deaths")]
 
-#: Per broker transport: the URL on the drop vhost with a 1 s heartbeat and fast
-#: reconnection, and the events that say a connection was lost.
+#: Per broker transport: the URL (a broker's port and vhost to fill in) with a 1 s
+#: heartbeat and fast reconnection, and the events that say a connection was lost.
 BROKERS = {
-    "rabbit": (("rabbit://guest:guest@127.0.0.1:5672/{vhost}?heartbeat_timeout_threshold=1"
+    "rabbit": (("rabbit://guest:guest@127.0.0.1:{port}/{vhost}?heartbeat_timeout_threshold=1"
                 "&rabbit_retry_interval=0.1&rabbit_retry_backoff=0.1&rabbit_interval_max=0.5"
                 "&connect_timeout=2"),
                {"listener.connection_lost", "reply.connection_lost"}),
-    "amqp1": (("amqp1://guest:guest@127.0.0.1:5672/{vhost}?heartbeat=1&reconnect_delay=0.05"
+    "amqp1": (("amqp1://guest:guest@127.0.0.1:{port}/{vhost}?heartbeat=1&reconnect_delay=0.05"
                "&reconnect_max_delay=0.5&connect_timeout=2"),  # heartbeat: 2 s, the least
               {"listener.reconnecting", "replies.reconnecting"}),
 }
 
 
 @pytest.fixture(params=list(BROKERS))
-def kind(request: pytest.FixtureRequest, drop_vhost: str) -> str:
+def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def transport(kind: str) -> Iterator[dovecote.Transport]:
-    transport = dovecote.get_transport(BROKERS[kind][0].format(vhost=DROP_VHOST))
+def broker(request: pytest.FixtureRequest) -> tuple[int, str]:
+    """Where the test's transport connects, ``(port, vhost)``: this session's own
+    node for a test that stops its broker (it asks for ``own_node``), else the
+    shared broker's vhost of this process's own (``drop_vhost``)."""
+    if "own_node" in request.fixturenames:
+        node: OwnNode = request.getfixturevalue("own_node")
+        return node.port, ""
+    return 5672, request.getfixturevalue("drop_vhost")
+
+
+@pytest.fixture
+def transport(kind: str, broker: tuple[int, str]) -> Iterator[dovecote.Transport]:
+    port, vhost = broker
+    transport = dovecote.get_transport(BROKERS[kind][0].format(port=port, vhost=vhost))
     yield transport
     transport.cleanup()
 
 
 @pytest.fixture(autouse=True)
-def _forget_queues(transport: dovecote.Transport, topic: str) -> Iterator[None]:
+def _forget_queues(transport: dovecote.Transport, broker: tuple[int, str],
+                   topic: str) -> Iterator[None]:
     yield
-    delete_queues(transport, topic, f"{topic}.s1", f"{topic}.info", vhost=DROP_VHOST)
+    port, vhost = broker
+    conn = amqp.Connection(host=f"127.0.0.1:{port}", userid="guest", password="guest",
+                           virtual_host=vhost or "/")
+    conn.connect()
+    try:
+        for name in (topic, f"{topic}.s1", f"{topic}.info"):
+            channel = conn.channel()
+            channel.queue_delete(name)
+            channel.close()
+    finally:
+        conn.close()
 
 
 def lost(logs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -136,11 +162,12 @@ def test_an_idle_reply_receiver_stays_connected(
 
 
 def test_stop_and_wait_are_bounded_through_a_broker_outage(
-    transport: dovecote.Transport, topic: str, kind: str,
+    own_node: OwnNode, transport: dovecote.Transport, topic: str, kind: str,
 ) -> None:
-    """The broker goes down while a call is being handled: its reply cannot be
-    sent, and is given up after a bounded number of retries; ``stop()``
-    returns at once and ``wait()`` completes; nothing hangs."""
+    """The broker goes down (``stop_app`` of the node the transport uses, this
+    session's own) while a call is being handled: its reply cannot be sent, and
+    is given up after a bounded number of retries; ``stop()`` returns at once
+    and ``wait()`` completes; nothing hangs."""
     entered, release = threading.Event(), threading.Event()
 
     class Blocked:
@@ -155,7 +182,7 @@ def test_stop_and_wait_are_bounded_through_a_broker_outage(
         client = dovecote.get_rpc_client(transport, Target(topic=topic), timeout=60)
         future = client.call_async({}, "hold")
         assert entered.wait(PATIENCE)
-        rabbitmqctl("stop_app")
+        own_node.ctl("stop_app")
         release.set()
         started = time.monotonic()
         server.stop()
@@ -163,5 +190,5 @@ def test_stop_and_wait_are_bounded_through_a_broker_outage(
         assert server.wait(45), "the server did not stop during the outage"
     finally:
         release.set()
-        broker_back()
+        own_node.back()
     assert future is not None  # its caller times out; nobody waits for it here

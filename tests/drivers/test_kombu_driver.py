@@ -26,13 +26,6 @@ RAW_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
 @pytest.fixture
-def rabbit_transport(rabbitmq: str) -> Iterator[dovecote.Transport]:
-    transport = dovecote.get_transport(rabbitmq)
-    yield transport
-    transport.cleanup()
-
-
-@pytest.fixture
 def driver(rabbit_transport: dovecote.Transport) -> KombuDriver:
     assert isinstance(rabbit_transport.driver, KombuDriver)
     return rabbit_transport.driver

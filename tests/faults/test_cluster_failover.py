@@ -38,8 +38,10 @@ from conftest import CLUSTER_NODES
 import dovecote
 from dovecote import Target
 
+#: One xdist worker runs the cluster's tests one after the other (``--dist loadgroup``),
+#: and each holds the cluster's fault lock (``cluster_nodes_back``) while it stops nodes.
 pytestmark = [pytest.mark.cluster, pytest.mark.broker, pytest.mark.timeout(90),
-              pytest.mark.usefixtures("cluster_nodes_back")]
+              pytest.mark.xdist_group("cluster"), pytest.mark.usefixtures("cluster_nodes_back")]
 
 #: Quorum queues everywhere, fast reconnection, short connect timeout.
 OPTIONS = ("rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true"
