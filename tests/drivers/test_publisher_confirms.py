@@ -11,7 +11,8 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -69,23 +70,38 @@ def publish_connections(vhost: str) -> int:
     return sum(1 for line in out.splitlines() if line.startswith(vhost + "\t") and mine in line)
 
 
+@pytest.fixture
+def lone_vhost(rabbitmq: str) -> Iterator[str]:
+    """A vhost of this test's own: the only publishing connection this process
+    has on it is the test's transport's (another test's transport in the same
+    xdist worker may still hold one on ``/``)."""
+    vhost = f"dovecote_confirms_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
 def test_concurrent_casts_share_one_connection_and_each_is_confirmed(
-        rabbit_transport: dovecote.Transport, topic: str) -> None:
-    listener = rabbit_transport.driver.listen(Target(topic=topic))
-    client = dovecote.get_rpc_client(rabbit_transport, Target(topic=topic))
+        lone_vhost: str, topic: str) -> None:
+    transport = dovecote.get_transport(f"rabbit://guest:guest@127.0.0.1:5672/{lone_vhost}")
+    listener = transport.driver.listen(Target(topic=topic))
+    client = dovecote.get_rpc_client(transport, Target(topic=topic))
     counts: list[int] = []
     try:
         def work(n: int) -> None:
             for k in range(EACH):
                 client.cast({}, "tick", i=n * EACH + k)
                 if n == 0 and k == EACH // 2:
-                    counts.append(publish_connections("/"))
+                    counts.append(publish_connections(lone_vhost))
 
         assert in_threads(work) == []
         got = drain(listener, THREADS * EACH)
     finally:
         listener.cleanup()
-        delete_queues(rabbit_transport, topic)
+        transport.cleanup()
     assert sorted(got) == list(range(THREADS * EACH))  # every one, once
     assert counts == [1]  # sixteen threads, one publishing connection
 
