@@ -149,12 +149,20 @@ class _PolicyView:
 
 
 def endpoint_target(endpoint: Any) -> Target:
-    """The ``target`` class attribute of an endpoint, or the default (namespace
-    None, version 1.0)."""
+    """The ``target`` attribute of an endpoint, or the default (namespace
+    None, version 1.0). ``target`` is reserved: anything else there (a method
+    named ``target``, a string) is a :class:`TypeError`, as in oslo.messaging."""
     ref = actor_ref_of(endpoint)
     holder = ref.actor_class if ref is not None else endpoint
     target = getattr(holder, "target", None)
-    return target if isinstance(target, Target) else Target()
+    if target is None:
+        return Target()
+    if not isinstance(target, Target):
+        msg = (f"endpoint {type(endpoint).__name__}: its 'target' attribute must be a "
+               f"dovecote Target, not {type(target).__name__} (the name is reserved; "
+               "rename the method or attribute)")
+        raise TypeError(msg)
+    return target
 
 
 def all_refs(endpoints: Iterable[Any]) -> list[pykka.ActorRef[Any]]:

@@ -6,6 +6,7 @@ same name, so a failure serialized by either library rebuilds on the other.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 __all__ = [
@@ -141,9 +142,11 @@ class ExpectedException(Exception):
     original exception.
     """
 
-    def __init__(self, exc_info: tuple[Any, Any, Any]) -> None:
-        super().__init__(str(exc_info[1]))
-        self.exc_info = exc_info
+    def __init__(self, exc_info: tuple[Any, Any, Any] | None = None) -> None:
+        # oslo's spelling ExpectedException(): raised in an except block
+        found: tuple[Any, Any, Any] = exc_info or sys.exc_info()
+        super().__init__(str(found[1]))
+        self.exc_info = found
 
 
 for _cls in (

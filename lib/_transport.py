@@ -18,12 +18,14 @@ __all__ = [
     "get_notification_transport",
     "get_rpc_transport",
     "get_transport",
+    "open_driver",
 ]
 
 DRIVER_GROUP = "dovecote.drivers"
 DEFAULT_URL = "memory://"
 _BUILTIN_DRIVERS = {
     "memory": "dovecote.drivers.memory:MemoryDriver",
+    "fake": "dovecote.drivers.memory:MemoryDriver",
     "rabbit": "dovecote.drivers.kombu:KombuDriver",
     "kombu": "dovecote.drivers.kombu:KombuDriver",
     "amqp1": "dovecote.drivers.amqp1:Amqp1Driver",
@@ -59,6 +61,10 @@ class Transport:
     """A connection to a messaging system, shared by clients, notifiers and
     servers. Create it with :func:`get_transport`; ``cleanup()`` closes it."""
 
+    #: A caller gets ``NoSuchMethod``/``UnsupportedVersion`` back as themselves
+    #: (the oslo face's transports say no: oslo callers get ``RemoteError``).
+    rebuild_dispatch_errors = True
+
     def __init__(
         self, url: TransportURL, driver: Driver, *, allowed_remote_exmods: Iterable[str] = (),
     ) -> None:
@@ -82,9 +88,20 @@ class Transport:
         self.cleanup()
 
 
+def open_driver(
+    url: str | TransportURL | None, *, control_exchange: str | None, options: dict[str, Any],
+) -> tuple[TransportURL, Driver]:
+    """Parse ``url`` (default ``memory://``) and build its driver: the part of
+    :func:`get_transport` the oslo.messaging face shares."""
+    parsed = url if isinstance(url, TransportURL) else TransportURL.parse(url or DEFAULT_URL)
+    driver_cls = _load_driver_class(parsed)
+    exchange = control_exchange or parsed.query.get("control_exchange") or "openstack"
+    return parsed, driver_cls(parsed, control_exchange=exchange, options=options)
+
+
 def get_transport(
-    url: str | TransportURL | None = None, *, allowed_remote_exmods: Iterable[str] = (),
-    control_exchange: str | None = None, **options: Any,
+    url: str | TransportURL | None = None, allowed_remote_exmods: Iterable[str] | None = (),
+    *, control_exchange: str | None = None, **options: Any,
 ) -> Transport:
     """Build a transport for ``url`` (default ``memory://``).
 
@@ -92,24 +109,21 @@ def get_transport(
     server may raise at this caller as their own class. Other keyword
     arguments are driver options and override the URL's query parameters.
     """
-    parsed = url if isinstance(url, TransportURL) else TransportURL.parse(url or DEFAULT_URL)
-    driver_cls = _load_driver_class(parsed)
-    exchange = control_exchange or parsed.query.get("control_exchange") or "openstack"
-    driver = driver_cls(parsed, control_exchange=exchange, options=options)
-    return Transport(parsed, driver, allowed_remote_exmods=allowed_remote_exmods)
+    parsed, driver = open_driver(url, control_exchange=control_exchange, options=options)
+    return Transport(parsed, driver, allowed_remote_exmods=allowed_remote_exmods or ())
 
 
 def get_rpc_transport(
-    url: str | TransportURL | None = None, *, allowed_remote_exmods: Iterable[str] = (),
+    url: str | TransportURL | None = None, allowed_remote_exmods: Iterable[str] | None = (),
     **options: Any,
 ) -> Transport:
     """:func:`get_transport` for RPC, as oslo.messaging names it."""
-    return get_transport(url, allowed_remote_exmods=allowed_remote_exmods, **options)
+    return get_transport(url, allowed_remote_exmods, **options)
 
 
 def get_notification_transport(
-    url: str | TransportURL | None = None, *, allowed_remote_exmods: Iterable[str] = (),
+    url: str | TransportURL | None = None, allowed_remote_exmods: Iterable[str] | None = (),
     **options: Any,
 ) -> Transport:
     """:func:`get_transport` for notifications, as oslo.messaging names it."""
-    return get_transport(url, allowed_remote_exmods=allowed_remote_exmods, **options)
+    return get_transport(url, allowed_remote_exmods, **options)

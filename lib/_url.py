@@ -143,7 +143,7 @@ class _Malformed(ValueError):
     is only shown for a URL whose secrets are masked)."""
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class TransportHost:
     """One broker address of a URL."""
 

@@ -317,20 +317,25 @@ def _serialize_failure(exc: BaseException, tb_lines: Iterable[str] | None) -> st
 
 
 def deserialize_failure(
-    data: str | Mapping[str, Any], allowed_remote_exmods: Iterable[str]
+    data: str | Mapping[str, Any], allowed_remote_exmods: Iterable[str], *,
+    rebuild_dispatch_errors: bool = True,
 ) -> Exception:
     """Rebuild a remote failure: its own class (as a ``<Name>_Remote`` subclass)
-    when its module is builtins or allowed, else :class:`RemoteError`. Never
-    raises: a failure that cannot be read is a ``RemoteError("UnknownFailure")``."""
+    when its module is builtins or allowed, else :class:`RemoteError`.
+    ``NoSuchMethod`` and ``UnsupportedVersion`` are rebuilt whatever their
+    module unless ``rebuild_dispatch_errors`` is false (oslo.messaging's rule,
+    which the oslo face keeps). Never raises: a failure that cannot be read is
+    a ``RemoteError("UnknownFailure")``."""
     try:
-        return _deserialize_failure(data, allowed_remote_exmods)
+        return _deserialize_failure(data, allowed_remote_exmods, rebuild_dispatch_errors)
     except Exception:  # noqa: BLE001 - whatever a peer sent, the caller gets an error
         text = data if isinstance(data, str) else type(data).__name__
         return RemoteError("UnknownFailure", text[:2000], [])
 
 
 def _deserialize_failure(
-    data: str | Mapping[str, Any], allowed_remote_exmods: Iterable[str]
+    data: str | Mapping[str, Any], allowed_remote_exmods: Iterable[str],
+    rebuild_dispatch_errors: bool,  # noqa: FBT001 - private
 ) -> Exception:
     failure = json.loads(data) if isinstance(data, str) else dict(data)
     if not isinstance(failure, dict):
@@ -346,6 +351,9 @@ def _deserialize_failure(
     if module in _BUILTIN_MODULES:
         module = "builtins"
     known = _KNOWN_FAILURES.get((module, name))
+    if known is not None and not rebuild_dispatch_errors and module not in set(
+            allowed_remote_exmods):
+        return RemoteError(name, message, trace)
     if known is None and module != "builtins" and module not in set(allowed_remote_exmods):
         return RemoteError(name, message, trace)
     if known is not None:

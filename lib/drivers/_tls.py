@@ -250,7 +250,7 @@ class TLSConnection(amqp.Connection):  # type: ignore[misc]
     """py-amqp's connection, for ``ssl=TLSOptions``: the context, and the host
     name verified for the host this attempt connects to (failover included)."""
 
-    def Transport(  # noqa: N802, PLR0917 - py-amqp's name and signature
+    def Transport(  # noqa: N802 - py-amqp's name and signature
         self, host: str, connect_timeout: float | None, ssl: Any = False,  # noqa: FBT002
         read_timeout: float | None = None, write_timeout: float | None = None,
         socket_settings: Any = None, **kwargs: Any,

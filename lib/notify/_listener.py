@@ -29,12 +29,12 @@ __all__ = [
 def _build(
     transport: Transport, targets: Iterable[Target], handler: NotificationHandler, *,
     executor: str, max_workers: int, max_in_flight: int, name: str | None,
-    event_history: int,
+    event_history: int, server_cls: type[MessageHandlingServer] | None,
 ) -> MessageHandlingServer:
     from ..actors import MessageHandlingServer
 
     targets = list(targets)
-    server = MessageHandlingServer(
+    server = (server_cls or MessageHandlingServer)(
         handler, executor=executor, max_workers=max_workers,
         max_in_flight=max(max_in_flight, handler.batch_size), endpoints=handler.endpoints,
         name=name or handler.pool or ",".join(str(t.topic) for t in targets),
@@ -47,11 +47,11 @@ def _build(
 
 
 def get_notification_listener(
-    transport: Transport, targets: Iterable[Target], endpoints: Iterable[Any], *,
+    transport: Transport, targets: Iterable[Target], endpoints: Iterable[Any],
     executor: str = "threading", serializer: Serializer | None = None,
-    allow_requeue: bool = False, pool: str | None = None, max_redeliveries: int = 3,
+    allow_requeue: bool = False, pool: str | None = None, *, max_redeliveries: int = 3,  # noqa: FBT001, FBT002 - oslo order
     max_workers: int = 8, max_in_flight: int = 512, name: str | None = None,
-    event_history: int = 200,
+    event_history: int = 200, server_cls: type[MessageHandlingServer] | None = None,
 ) -> MessageHandlingServer:
     """A server that calls ``endpoint.<priority>(ctxt, publisher_id,
     event_type, payload, metadata)`` for each notification on ``targets``.
@@ -62,15 +62,17 @@ def get_notification_listener(
         max_redeliveries=max_redeliveries, pool=pool,
     )
     return _build(transport, targets, handler, executor=executor, max_workers=max_workers,
-                  max_in_flight=max_in_flight, name=name, event_history=event_history)
+                  max_in_flight=max_in_flight, name=name, event_history=event_history,
+                  server_cls=server_cls)
 
 
 def get_batch_notification_listener(
-    transport: Transport, targets: Iterable[Target], endpoints: Iterable[Any], *,
+    transport: Transport, targets: Iterable[Target], endpoints: Iterable[Any],
     executor: str = "threading", serializer: Serializer | None = None,
-    allow_requeue: bool = False, pool: str | None = None, max_redeliveries: int = 3,
-    batch_size: int = 100, batch_timeout: float | None = 1.0, max_workers: int = 8,
+    allow_requeue: bool = False, pool: str | None = None, batch_size: int = 100,  # noqa: FBT001, FBT002
+    batch_timeout: float | None = 1.0, *, max_redeliveries: int = 3, max_workers: int = 8,
     max_in_flight: int = 512, name: str | None = None, event_history: int = 200,
+    server_cls: type[MessageHandlingServer] | None = None,
 ) -> MessageHandlingServer:
     """Like :func:`get_notification_listener`, but endpoints get lists: a
     batch is handed over once ``batch_size`` notifications arrived or
@@ -85,4 +87,5 @@ def get_batch_notification_listener(
         batch_timeout=batch_timeout,
     )
     return _build(transport, targets, handler, executor=executor, max_workers=max_workers,
-                  max_in_flight=max_in_flight, name=name, event_history=event_history)
+                  max_in_flight=max_in_flight, name=name, event_history=event_history,
+                  server_cls=server_cls)

@@ -60,7 +60,7 @@ class Notifier:
     """
 
     def __init__(
-        self, transport: Transport, publisher_id: str | None = None, *,
+        self, transport: Transport, publisher_id: str | None = None,
         driver: str | Iterable[str] | None = None, serializer: Serializer | None = None,
         retry: int | None = None, topics: Iterable[str] | None = None,
     ) -> None:
@@ -83,7 +83,7 @@ class Notifier:
     def prepare(self, publisher_id: str | None = _UNSET, retry: int | None = _UNSET) -> Notifier:
         """A notifier sharing this one's transport and drivers, with
         ``publisher_id`` and/or ``retry`` replaced."""
-        clone = object.__new__(Notifier)
+        clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         if publisher_id is not _UNSET:
             clone.publisher_id = publisher_id
@@ -121,7 +121,11 @@ class Notifier:
     def _send(self, context: Any, message: dict[str, Any], priority: str, wire: Any) -> None:
         """Hand ``message`` to each driver (the transport ones get the ``wire``
         context: the caller's, plus the probes' carrier if any)."""
-        for name in self.drivers:
+        self._deliver(self.drivers, context, message, priority, wire)
+
+    def _deliver(self, drivers: Iterable[str], context: Any, message: dict[str, Any],
+                 priority: str, wire: Any) -> None:
+        for name in drivers:
             if name in ("messagingv2", "messaging"):
                 version = 2.0 if name == "messagingv2" else 1.0
                 for topic in self.topics:

@@ -71,7 +71,7 @@ class RPCClient:
     """
 
     def __init__(
-        self, transport: Transport, target: Target, *, timeout: float | None = None,
+        self, transport: Transport, target: Target, timeout: float | None = None,
         version_cap: str | None = None, serializer: Serializer | None = None,
         retry: int | None = None, call_monitor_timeout: float | None = None,
         transport_options: Mapping[str, Any] | None = None,
@@ -91,9 +91,9 @@ class RPCClient:
         return self._options.target
 
     def prepare(
-        self, *, exchange: str | None = _NOT_SET, topic: str | None = _NOT_SET,
+        self, exchange: str | None = _NOT_SET, topic: str | None = _NOT_SET,
         namespace: str | None = _NOT_SET, version: str | None = _NOT_SET,
-        server: str | None = _NOT_SET, fanout: bool | None = _NOT_SET,
+        server: str | None = _NOT_SET, fanout: bool | None = _NOT_SET,  # noqa: FBT001
         timeout: float | None = _NOT_SET, version_cap: str | None = _NOT_SET,
         retry: int | None = _NOT_SET, call_monitor_timeout: float | None = _NOT_SET,
         transport_options: Mapping[str, Any] | None = _NOT_SET,
@@ -114,7 +114,7 @@ class RPCClient:
                 ("transport_options", transport_options),
             ) if value is not _NOT_SET
         }
-        clone = object.__new__(RPCClient)
+        clone = object.__new__(type(self))
         clone.transport = self.transport
         clone.serializer = self.serializer
         clone._options = dataclasses.replace(
@@ -202,7 +202,9 @@ class RPCClient:
         self.transport.driver.forget(pending)
         failure = reply.get("failure")
         if failure:
-            raise _wire.deserialize_failure(failure, self.transport.allowed_remote_exmods)
+            raise _wire.deserialize_failure(
+                failure, self.transport.allowed_remote_exmods,
+                rebuild_dispatch_errors=self.transport.rebuild_dispatch_errors)
         return self.serializer.deserialize_entity(context, reply.get("result"))
 
     def call(self, ctxt: Any, method: str, /, **kwargs: Any) -> Any:

@@ -109,7 +109,7 @@ class RPCDispatcher:
     """Routes requests to endpoints by namespace, version and method name."""
 
     def __init__(
-        self, endpoints: Iterable[Any], *, serializer: Serializer | None = None,
+        self, endpoints: Iterable[Any], serializer: Serializer | None = None,
         access_policy: RPCAccessPolicyBase | None = None,
     ) -> None:
         self.endpoints = list(endpoints)

@@ -343,11 +343,11 @@ class RPCHandler(Handler):
 
 
 def get_rpc_server(
-    transport: Transport, target: Target, endpoints: Iterable[Any], *,
+    transport: Transport, target: Target, endpoints: Iterable[Any],
     executor: str = "threading", serializer: Serializer | None = None,
-    access_policy: RPCAccessPolicyBase | None = None, max_workers: int = 8,
+    access_policy: RPCAccessPolicyBase | None = None, *, max_workers: int = 8,
     max_in_flight: int = 512, name: str | None = None, control: bool = True,
-    event_history: int = 200,
+    event_history: int = 200, server_cls: type[MessageHandlingServer] | None = None,
 ) -> MessageHandlingServer:
     """An RPC server for ``target`` on ``transport`` (add more with ``listen``).
 
@@ -358,16 +358,18 @@ def get_rpc_server(
     yet finished; the rest wait at the broker. ``control`` serves the control
     endpoint (namespace ``dovecote.control``: ``ping``, ``actors``,
     ``events``, and oslo.messaging's ``oslo_rpc_server_ping``); each actor
-    keeps its last ``event_history`` events (0: none).
+    keeps its last ``event_history`` events (0: none). ``server_cls`` is the
+    class built (a :class:`~dovecote.actors.MessageHandlingServer` subclass).
     """
     from ..actors import MessageHandlingServer
 
+    server_cls = server_cls or MessageHandlingServer
     endpoints = list(endpoints)
     control_endpoint = ControlEndpoint() if control else None
     if control_endpoint is not None:
         endpoints += [control_endpoint, PingEndpoint()]
     dispatcher = RPCDispatcher(endpoints, serializer=serializer, access_policy=access_policy)
-    server = MessageHandlingServer(
+    server = server_cls(
         RPCHandler(dispatcher), executor=executor, max_workers=max_workers,
         max_in_flight=max_in_flight, name=name or str(target.server or target.topic),
         endpoints=dispatcher.endpoints, event_history=event_history,

@@ -1,0 +1,5 @@
+"""``oslo_messaging.notify.filter``: :class:`NotificationFilter`."""
+
+from ...notify._filter import NotificationFilter
+
+__all__ = ["NotificationFilter"]
