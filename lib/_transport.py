@@ -14,6 +14,7 @@ from .observe import _autotrace
 
 __all__ = [
     "DRIVER_GROUP",
+    "DriverUnavailable",
     "Transport",
     "get_notification_transport",
     "get_rpc_transport",
@@ -34,6 +35,11 @@ _BUILTIN_DRIVERS = {
 }
 
 
+class DriverUnavailable(InvalidTransportURL):
+    """No driver could be loaded for the URL's scheme (unknown, or its package
+    is missing); the oslo face raises it as ``DriverLoadFailure``."""
+
+
 def _load_driver_class(url: TransportURL) -> type[Driver]:
     name = url.transport
     found = [ep for ep in entry_points(group=DRIVER_GROUP) if ep.name == name]
@@ -47,13 +53,13 @@ def _load_driver_class(url: TransportURL) -> type[Driver]:
             known = sorted({ep.name for ep in entry_points(group=DRIVER_GROUP)} | set(
                 _BUILTIN_DRIVERS))
             msg = f"no driver for scheme {name!r}; known schemes: {', '.join(known)}"
-            raise InvalidTransportURL(str(url), msg)
+            raise DriverUnavailable(str(url), msg)
     except ImportError as exc:
         msg = (f"the {name!r} driver needs a package that is not installed ({exc.name}); "
                f"install it, e.g. pip install 'dovecote[{name}]'")
-        raise InvalidTransportURL(str(url), msg) from None
+        raise DriverUnavailable(str(url), msg) from None
     if not (isinstance(cls, type) and issubclass(cls, Driver)):
-        raise InvalidTransportURL(str(url), f"driver {cls!r} is not a dovecote Driver")
+        raise DriverUnavailable(str(url), f"driver {cls!r} is not a dovecote Driver")
     return cls
 
 

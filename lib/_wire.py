@@ -350,11 +350,11 @@ def _deserialize_failure(
     text = message + ("\n" + "".join(trace) if trace else "")
     if module in _BUILTIN_MODULES:
         module = "builtins"
+    allowed = set(allowed_remote_exmods)
     known = _KNOWN_FAILURES.get((module, name))
-    if known is not None and not rebuild_dispatch_errors and module not in set(
-            allowed_remote_exmods):
-        return RemoteError(name, message, trace)
-    if known is None and module != "builtins" and module not in set(allowed_remote_exmods):
+    if known is not None and not rebuild_dispatch_errors and module not in allowed:
+        known = None  # oslo's rule: a dispatch error from a module not allowed is a RemoteError
+    if known is None and module != "builtins" and module not in allowed:
         return RemoteError(name, message, trace)
     if known is not None:
         args = _known_failure_args(known, args)

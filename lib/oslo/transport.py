@@ -110,10 +110,8 @@ def _open(
     try:
         found, driver = _transport.open_driver(parsed, control_exchange=exchange,
                                                options=options)
-    except InvalidTransportURL as exc:
-        if "no driver for scheme" in str(exc):
-            raise DriverLoadFailure(parsed.transport, exc) from None
-        raise
+    except _transport.DriverUnavailable as exc:
+        raise DriverLoadFailure(parsed.transport, exc) from None
     return transport_cls(found, driver, conf=conf,
                          allowed_remote_exmods=allowed_remote_exmods or ())
 

@@ -241,3 +241,10 @@ def test_each_conffixture_gets_fresh_in_process_brokers(conf: Any) -> None:
     finally:
         fixture.cleanUp()
     assert _broker.get_broker("") is before
+
+
+def test_a_scheme_without_a_driver_is_a_driver_load_failure(conf: Any) -> None:
+    with pytest.raises(om.DriverLoadFailure, match="kafka"):
+        om.get_transport(conf, url="kafka://h:9092/")
+    with pytest.raises(dovecote.InvalidTransportURL, match="no driver for scheme"):
+        dovecote.get_transport("kafka://h:9092/")

@@ -1,24 +1,18 @@
 """``oslo_messaging.rpc``: RPC clients and servers, as oslo.messaging names them."""
 
-from ..._endpoints import (
+from .client import ClientSendError, RemoteError, RPCClient, RPCVersionCapError, get_rpc_client
+from .dispatcher import (
     DefaultRPCAccessPolicy,
+    ExpectedException,
     ExplicitRPCAccessPolicy,
     LegacyRPCAccessPolicy,
-    RPCAccessPolicyBase,
-    expected_exceptions,
-    expose,
-)
-from ..._errors import (
-    ExpectedException,
     NoSuchMethod,
-    RemoteError,
-    RPCVersionCapError,
+    RPCAccessPolicyBase,
+    RPCDispatcher,
+    RPCDispatcherError,
     UnsupportedVersion,
 )
-from ...rpc._dispatcher import RPCDispatcher
-from .._errors import ClientSendError, RPCDispatcherError
-from .client import RPCClient, get_rpc_client
-from .server import get_rpc_server
+from .server import expected_exceptions, expose, get_rpc_server
 from .transport import get_rpc_transport
 
 __all__ = [
