@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -283,3 +286,20 @@ class Recorder:
             assert self._cond.wait_for(lambda: len(self.items) >= count, timeout), (
                 f"expected {count} items, got {len(self.items)}: {self.items!r}")
             return list(self.items)
+
+
+@contextlib.contextmanager
+def own_vhost(prefix: str) -> Iterator[str]:
+    """A RabbitMQ vhost of the caller's own (``<prefix>_<pid>_<random>``, guest
+    may use it), deleted with everything in it afterwards."""
+    vhost = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+    def rabbitmqctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)

@@ -104,7 +104,7 @@ def _open(
     conf: cfg.ConfigOpts, url: str | _url.TransportURL | None,
     allowed_remote_exmods: Iterable[str] | None, transport_cls: type[Transport],
 ) -> Transport:
-    parsed = TransportURL.parse(conf, url if url is not None else conf.transport_url)
+    parsed = TransportURL.parse(conf, url)  # registers the options, then reads them
     options = _config.driver_options(conf, parsed)
     exchange = parsed.query.get("control_exchange") or conf.control_exchange
     try:

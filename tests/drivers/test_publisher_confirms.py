@@ -11,13 +11,12 @@ import os
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import structlog
-from _rpc_support import delete_queues
+from _rpc_support import delete_queues, own_vhost
 from conftest import DROP_VHOST, rabbitmqctl
 
 import dovecote
@@ -75,13 +74,8 @@ def lone_vhost(rabbitmq: str) -> Iterator[str]:
     """A vhost of this test's own: the only publishing connection this process
     has on it is the test's transport's (another test's transport in the same
     xdist worker may still hold one on ``/``)."""
-    vhost = f"dovecote_confirms_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
-    try:
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    with own_vhost("dovecote_confirms") as vhost:
         yield vhost
-    finally:
-        rabbitmqctl("delete_vhost", vhost)
 
 
 def test_concurrent_casts_share_one_connection_and_each_is_confirmed(

@@ -248,3 +248,19 @@ def test_a_scheme_without_a_driver_is_a_driver_load_failure(conf: Any) -> None:
         om.get_transport(conf, url="kafka://h:9092/")
     with pytest.raises(dovecote.InvalidTransportURL, match="no driver for scheme"):
         dovecote.get_transport("kafka://h:9092/")
+
+
+def test_a_fresh_config_read_from_a_file_is_enough_for_every_factory(tmp_path: Any) -> None:
+    """No option registered beforehand: the factories register what they read
+    (``transport_url`` first of all), as oslo.messaging's do."""
+    config = tmp_path / "service.conf"
+    config.write_text("[DEFAULT]\ntransport_url = fake:/\n")
+    conf = cfg.ConfigOpts()
+    conf(["--config-file", str(config)])
+    for factory in (om.get_transport, om.get_rpc_transport, om.get_notification_transport):
+        transport = factory(conf)
+        try:
+            assert transport.conf is conf
+            assert transport.url.scheme == "fake"
+        finally:
+            transport.cleanup()

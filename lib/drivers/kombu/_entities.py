@@ -121,11 +121,11 @@ class Entities:
     def fanout_queue(self, topic: str) -> Any:
         """One listener's queue on ``<topic>_fanout``, or the topic's stream.
 
-        By default ``<topic>_fanout_<hex uuid4>``: auto-delete, and expiring
-        after ``rabbit_transient_queues_ttl`` should a crash leave it behind. A
-        quorum queue cannot be auto-delete, and a stable name must outlive the
-        process: those rely on the expiry alone (and random-named quorum ones
-        are deleted by the listener on cleanup, see :meth:`temporary`)."""
+        By default ``<topic>_fanout_<hex uuid4>``, declared as oslo.messaging
+        declares it: not auto-delete (so it keeps what arrives while its
+        connection is being restored), expiring after
+        ``rabbit_transient_queues_ttl`` should a crash leave it behind, and
+        deleted by its listener on cleanup (see :meth:`temporary`)."""
         opts = self.opts
         exchange = self.fanout_exchange(topic)
         if opts.rabbit_stream_fanout:
@@ -137,7 +137,7 @@ class Entities:
         quorum = opts.rabbit_transient_quorum_queue
         return Queue(
             f"{topic}_fanout_{self.unique()}", exchange=exchange, routing_key=topic,
-            durable=quorum, auto_delete=not (quorum or opts.use_queue_manager),
+            durable=quorum, auto_delete=False,
             queue_arguments=self._queue_arguments(
                 ttl=opts.rabbit_transient_queues_ttl, quorum=quorum),
         )

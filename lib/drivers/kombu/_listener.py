@@ -70,6 +70,7 @@ class KombuListener(Listener):
         self._stopped = threading.Event()
         self._closed = False
         self._connected = False
+        self._channel: Any = None  # the consuming channel, once connected
         self._generation = 0
         self._buffer: collections.deque[tuple[str, Any, int]] = collections.deque()
         #: (raw message, channel generation, release rather than acknowledge)
@@ -96,7 +97,7 @@ class KombuListener(Listener):
     def _consume(self, policy: dict[str, Any]) -> None:
         """Connect, declare every queue with its bindings, and start consuming."""
         self._conn.ensure_connection(errback=self.broker.on_connection_error, **policy)
-        channel = self._conn.channel()
+        channel = self._channel = self._conn.channel()
         if self.broker.opts.prefetch_count:
             channel.basic_qos(0, self.broker.opts.prefetch_count, False)
         generation = self._generation + 1
@@ -346,6 +347,10 @@ class KombuListener(Listener):
         if not temporary or not self._connected:
             return
         try:
+            # Close the consuming channel first: deleting a queue someone still
+            # consumes makes the broker cancel that consumer, which py-amqp
+            # raises in the middle of waiting for the delete's answer.
+            self._channel.close()
             channel = self._conn.default_channel
             for declared in temporary:
                 channel.queue_delete(declared.name)
