@@ -40,7 +40,7 @@ from dovecote import Target
 
 #: One xdist worker runs the cluster's tests one after the other (``--dist loadgroup``),
 #: and each holds the cluster's fault lock (``cluster_nodes_back``) while it stops nodes.
-pytestmark = [pytest.mark.cluster, pytest.mark.broker, pytest.mark.timeout(90),
+pytestmark = [pytest.mark.cluster, pytest.mark.broker, pytest.mark.timeout(90, func_only=True),
               pytest.mark.xdist_group("cluster"), pytest.mark.usefixtures("cluster_nodes_back")]
 
 #: Quorum queues everywhere, fast reconnection, short connect timeout.
