@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HeartbeatTimer"]
 
-log = get_logger("dovecote.actors")
+log = get_logger(__name__)
 #: How often a watched endpoint actor is checked.
 WATCH_INTERVAL = 0.25
 #: How long stop() waits for the timer thread.

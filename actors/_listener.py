@@ -10,6 +10,7 @@ from .._handling import trace_id
 from ..drivers._decoding import MAX_ID_LENGTH
 from ..observe._control import CONTROL_NAMESPACE
 from ..observe._fields import describe
+from ..observe._probes import Source
 from ._base import DovecoteActor, Track, tell
 from ._flow import InFlight
 from ._messages import POLL, Batch, ListenerCrashed, ListenerDone, Poll
@@ -67,6 +68,8 @@ class ListenerActor(DovecoteActor):
         self.server_stopping = server_stopping
         self.listener: Listener | None = listener
         self.origin = {"listener": spec.describe(), "transport": str(spec.transport.url)}
+        self.source = Source(spec.transport.driver.messaging_system,
+                             spec.target.topic if spec.target is not None else None)
         self.inflight = InFlight()
         self.duplicates = 0
         self._paused = False
@@ -141,9 +144,9 @@ class ListenerActor(DovecoteActor):
         if taken and self.spec.target is not None:
             taken = self._drop_repeats(taken)
         if taken:
-            origin = self.origin
+            origin, source = self.origin, self.source
             for incoming in taken:
-                incoming.origin = origin
+                incoming.origin, incoming.source = origin, source
             if not self._batch:
                 self._batch_started = time.monotonic()
             self._batch.extend(taken)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from .._endpoints import all_refs
+from .._endpoints import all_refs, endpoint_counts
 from ..observe import _autotrace, _probes
 from ..observe._history import query_events, trace_events
 from ..observe._logging import History, get_logger
@@ -37,7 +37,7 @@ EXECUTORS = ("blocking", "threading")
 DEFAULT_HISTORY = 200
 #: Histories a server keeps at most (ended actors' drop out first).
 MAX_HISTORIES = 256
-log = get_logger("dovecote.actors")
+log = get_logger(__name__)
 
 
 @contextlib.contextmanager
@@ -359,7 +359,8 @@ class MessageHandlingServer:
     def actors(self) -> list[dict[str, Any]]:
         """A live snapshot: one record per actor (``kind``, ``urn``, ``target``,
         ``alive``, ``mailbox`` depth (also as ``mailbox_depth``), ``handled``,
-        ``failed``), endpoint actors included."""
+        ``failed``), endpoint actors included (their ``handled`` and ``failed``
+        count what they ran for dovecote, by any server, and what raised)."""
         with self._lock:
             actors = [a for a in self._actors if a.actor_ref.is_alive()]
         records = []
@@ -368,15 +369,14 @@ class MessageHandlingServer:
             record.setdefault("target", None)
             record["server"] = self.name
             records.append(record)
-        records.extend(
-            {
+        for ref in all_refs(self.endpoints):
+            handled, failed = endpoint_counts(ref)
+            records.append({
                 "kind": "endpoint", "urn": ref.actor_urn, "actor": ref.actor_class.__name__,
                 "alive": ref.is_alive(), "mailbox": mailbox_depth(ref.actor_inbox),
                 "mailbox_depth": mailbox_depth(ref.actor_inbox),
-                "handled": None, "failed": None, "target": None, "server": self.name,
-            }
-            for ref in all_refs(self.endpoints)
-        )
+                "handled": handled, "failed": failed, "target": None, "server": self.name,
+            })
         return records
 
     def events(

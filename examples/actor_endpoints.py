@@ -1,7 +1,10 @@
 """Endpoints that are pykka actors: state without locks, one call at a time, and
 a look at the server's actors and their events. On ``memory://`` (no broker).
 
-Run: python examples/actor_endpoints.py
+Run: python examples/actor_endpoints.py [BROKER_URL]
+
+With a broker URL (``rabbit://guest:guest@127.0.0.1:5672/``) it runs there, and
+deletes the queues it made when it is done.
 
 What it shows:
 
@@ -35,6 +38,7 @@ from typing import Any
 import pykka
 
 import dovecote
+from dovecote.testing import DeclaredQueues
 
 URL = sys.argv[1] if len(sys.argv) > 1 else "memory://actor-endpoints"
 CLIENTS, CALLS_EACH, STOCK = 8, 20, 100
@@ -91,6 +95,9 @@ class Reports(pykka.ThreadingActor):
 
 def main() -> None:
     transport = dovecote.get_transport(URL)
+    # Run on a broker, a demo tidies up: the queues it declares that were not there
+    # before are deleted at the end. (A real service keeps its queues.)
+    declared = DeclaredQueues(transport)
     started, release = threading.Event(), threading.Event()
     inventory = Inventory.start({"widget": STOCK})
     reports = Reports.start(started, release)
@@ -158,6 +165,7 @@ def main() -> None:
     server.wait(10)
     inventory.stop()
     reports.stop()
+    declared.delete()
     transport.cleanup()
     print("done")
 

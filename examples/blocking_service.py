@@ -8,7 +8,9 @@ manager would:
 
     python examples/blocking_service.py
 
-Or serve on RabbitMQ until you stop it (Ctrl+C, or ``kill -TERM <pid>``):
+Or serve on a broker until you stop it (Ctrl+C, or ``kill -TERM <pid>``); a
+demo, it then deletes the queues it made (a real service keeps them, so that
+calls sent while it restarts wait for it):
 
     python examples/blocking_service.py rabbit://guest:guest@127.0.0.1:5672/ jobs
     dovecote call rabbit://guest:guest@127.0.0.1:5672/ jobs work --args '{"job": "j-1"}'
@@ -44,6 +46,7 @@ from types import FrameType
 from typing import Any
 
 import dovecote
+from dovecote.testing import DeclaredQueues
 
 URL = sys.argv[1] if len(sys.argv) > 1 else "memory://blocking-service"
 TOPIC = sys.argv[2] if len(sys.argv) > 2 else "jobs"
@@ -79,6 +82,9 @@ def demo_client(transport: dovecote.Transport, jobs: Jobs) -> None:
 
 def main() -> None:
     transport = dovecote.get_transport(URL)
+    # A demo tidies up: on a broker, the queues it declares that were not there
+    # before are deleted once it has stopped. (A real service keeps its queues.)
+    declared = DeclaredQueues(transport)
     jobs = Jobs()
     server = dovecote.get_rpc_server(
         transport, dovecote.Target(topic=TOPIC, server="host-1"), [jobs], executor="blocking",
@@ -110,6 +116,7 @@ def main() -> None:
         stopped_by.append("Ctrl+C")
     server.wait(10)
     helper.join(10)
+    declared.delete()
     transport.cleanup()
     print(f"stopped by {stopped_by[0] if stopped_by else 'stop()'}", flush=True)
 

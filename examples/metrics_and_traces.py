@@ -1,14 +1,17 @@
 """Prometheus metrics and OpenTelemetry traces, switched on, on ``memory://``.
 
 Run: python -m pip install 'dovecote[metrics,otel]' opentelemetry-sdk
-     python examples/metrics_and_traces.py
+     python examples/metrics_and_traces.py [BROKER_URL]
+
+(with a broker URL it runs there, and deletes the queues it made when it is done)
 
 A service exports dovecote's metrics on a registry (a real service would
 serve it with ``prometheus_client.start_http_server``), and the application
 configures an OpenTelemetry tracer provider (here the SDK with an in-memory
 exporter; a real service would export over OTLP). A call then shows up as a
 client span, a server span around dispatch and the endpoint's own span, all
-in one trace; and the counters say what was handled, and how.
+in one trace (a call's spans are named by OpenTelemetry's RPC conventions:
+``<topic>/<method>``); and the counters say what was sent and handled, and how.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import dovecote
 import dovecote.metrics
 import dovecote.tracing
+from dovecote.testing import DeclaredQueues
 
 URL = sys.argv[1] if len(sys.argv) > 1 else "memory://metrics-and-traces"
 tracer = trace.get_tracer("inventory")
@@ -55,6 +59,9 @@ def main() -> None:
     dovecote.tracing.enable()
 
     transport = dovecote.get_transport(URL)
+    # Run on a broker, a demo tidies up: the queues it declares that were not there
+    # before are deleted at the end. (A real service keeps its queues.)
+    declared = DeclaredQueues(transport)
     target = dovecote.Target(topic="inventory", server="store-1")
     server = dovecote.get_rpc_server(transport, target, [Inventory()], name="store-1")
     server.start()
@@ -68,10 +75,12 @@ def main() -> None:
     finally:
         server.stop()
         server.wait(timeout=5)
+        declared.delete()
         transport.cleanup()
 
     print("metrics:")
-    wanted = ("dovecote_messages_handled_total", "dovecote_rpc_client_call_seconds_count")
+    wanted = ("dovecote_messages_handled_total", "dovecote_rpc_client_call_seconds_count",
+              "dovecote_messages_sent_total")
     for family in prometheus_client.parser.text_string_to_metric_families(
             prometheus_client.generate_latest(registry).decode()):
         for sample in family.samples:

@@ -6,7 +6,7 @@ Run: python examples/notifications.py
 
 It runs on a broker too (``python examples/notifications.py
 rabbit://guest:guest@127.0.0.1:5672/``); its topics and pools are then named
-after the run, and their queues stay on the broker afterwards.
+after the run, and it deletes their queues when it is done.
 
 What it shows:
 
@@ -41,6 +41,7 @@ import uuid
 from typing import Any
 
 import dovecote
+from dovecote.testing import DeclaredQueues
 
 URL = sys.argv[1] if len(sys.argv) > 1 else "memory://notifications"
 #: Topics and pools of their own for each run, so that a run on a broker never
@@ -193,10 +194,14 @@ def dead_letters(transport: dovecote.Transport) -> None:
 
 def main() -> None:
     transport = dovecote.get_transport(URL)
+    # Run on a broker, a demo tidies up: the queues it declares that were not there
+    # before are deleted at the end. (A real service keeps its queues.)
+    declared = DeclaredQueues(transport)
     try:
         pools(transport)
         dead_letters(transport)
     finally:
+        declared.delete()
         transport.cleanup()
     print("done")
 

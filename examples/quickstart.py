@@ -4,8 +4,10 @@ Run: python examples/quickstart.py
 
 An RPC server with a plain endpoint and a pykka actor endpoint, a client that
 calls, casts and calls asynchronously, a notifier and a notification
-listener, one call traced through the actors, and a look at the live actors. Swap the URL for
-``rabbit://guest:guest@127.0.0.1:5672/`` to run the same thing on RabbitMQ.
+listener, one call traced through the actors, and a look at the live actors. Give a broker
+URL to run the same thing on RabbitMQ (it deletes the queues it made when it is done):
+
+    python examples/quickstart.py rabbit://guest:guest@127.0.0.1:5672/
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import pykka
 
 import dovecote
+from dovecote.testing import DeclaredQueues
 
 URL = sys.argv[1] if len(sys.argv) > 1 else "memory://quickstart"
 
@@ -65,6 +68,9 @@ def main() -> None:
     # No logging set-up: dovecote is quiet (WARNING and above, to stderr) until the
     # application configures structlog; each actor keeps its recent events anyway.
     transport = dovecote.get_transport(URL)
+    # Run on a broker, a demo tidies up: the queues it declares that were not there
+    # before are deleted at the end. (A real service keeps its queues.)
+    declared = DeclaredQueues(transport)
     counter = Counter.start()
     server = dovecote.get_rpc_server(
         transport, dovecote.Target(topic="compute", server="host-1"), [ComputeAPI(), counter],
@@ -109,6 +115,7 @@ def main() -> None:
         running.stop()
         running.wait()
     counter.stop()
+    declared.delete()
     transport.cleanup()
     print("done")
 

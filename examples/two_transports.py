@@ -1,20 +1,24 @@
 """One RPC server listening on two transports at once: the in-process
-``memory://`` and RabbitMQ. Calls arrive through both and are served by the
-same endpoint object.
+``memory://`` and a broker (RabbitMQ). Calls arrive through both and are
+served by the same endpoint object.
 
-Run (needs a RabbitMQ; ``bash scripts/ensure-rabbitmq.sh`` starts one):
+Run:
 
-    python examples/two_transports.py [RABBIT_URL [TOPIC]]
+    python examples/two_transports.py [BROKER_URL [TOPIC]]
 
-``RABBIT_URL`` defaults to ``rabbit://guest:guest@127.0.0.1:5672/`` and ``TOPIC``
-to ``two-transports``. While it runs, another process could call it through
-RabbitMQ as well (``dovecote call RABBIT_URL TOPIC greet --args '{"name": "x"}'``);
-the calls below come from this process so that it runs by itself.
+With ``BROKER_URL`` (``rabbit://guest:guest@127.0.0.1:5672/``, say; ``bash
+scripts/ensure-rabbitmq.sh`` starts one) the second transport is that broker;
+without it, a second in-process broker (``memory://two-transports-broker``)
+stands in for it, so the example never reaches for a broker you did not name.
+``TOPIC`` defaults to ``two-transports``. While it runs, another process could
+call it through the broker as well (``dovecote call BROKER_URL TOPIC greet
+--args '{"name": "x"}'``); the calls below come from this process so that it
+runs by itself, and it deletes the queues it made on the broker when it is done.
 
 What it shows:
 
 * ``get_rpc_server(memory, target, endpoints)`` makes a server with one
-  listener; ``server.listen(rabbit, target)`` adds another, here after
+  listener; ``server.listen(broker, target)`` adds another, here after
   ``start()`` (any time works). Each listener is an actor of its own polling its
   transport; both feed the same dispatcher, workers and endpoints.
 * The endpoint keeps one count of its calls, whichever transport they came
@@ -24,7 +28,7 @@ What it shows:
 * ``server.remove_listener(handle)`` stops one listener; the server goes on
   serving through the other.
 
-If RabbitMQ cannot be reached, ``server.listen()`` raises
+If the broker cannot be reached, ``server.listen()`` raises
 ``MessageDeliveryFailure`` (the driver opens its listener in the calling
 thread); the example says so on stderr and exits with status 1.
 """
@@ -37,8 +41,9 @@ import threading
 from typing import Any
 
 import dovecote
+from dovecote.testing import DeclaredQueues
 
-RABBIT_URL = sys.argv[1] if len(sys.argv) > 1 else "rabbit://guest:guest@127.0.0.1:5672/"
+BROKER_URL = sys.argv[1] if len(sys.argv) > 1 else "memory://two-transports-broker"
 TOPIC = sys.argv[2] if len(sys.argv) > 2 else "two-transports"
 MEMORY_URL = "memory://two-transports"
 
@@ -61,28 +66,31 @@ def main() -> int:
     memory = dovecote.get_transport(MEMORY_URL)
     # listen_retries=0: listening makes one connection attempt, no retries (3 by
     # default), so that a broker that is not there is reported at once.
-    rabbit = dovecote.get_transport(RABBIT_URL, listen_retries=0)
+    broker = dovecote.get_transport(BROKER_URL, listen_retries=0)
+    # A demo tidies up: the queues it declares on the broker that were not there
+    # before are deleted at the end. (A real service keeps its queues.)
+    declared = DeclaredQueues(broker)
     target = dovecote.Target(topic=TOPIC, server="host-1")
     server = dovecote.get_rpc_server(memory, target, [Greeter()], executor="threading",
                                      max_workers=4)
     server.start()
     try:
-        on_rabbit = server.listen(rabbit, target)  # a second listener, same endpoints
+        on_broker = server.listen(broker, target)  # a second listener, same endpoints
     except dovecote.MessageDeliveryFailure as exc:
-        print(f"cannot listen on {rabbit.url}: {exc}", file=sys.stderr)
+        print(f"cannot listen on {broker.url}: {exc}", file=sys.stderr)
         server.stop()
         server.wait(10)
         memory.cleanup()
-        rabbit.cleanup()
+        broker.cleanup()
         return 1
-    print(f"serving {TOPIC!r} on {memory.url} and {rabbit.url}")
+    print(f"serving {TOPIC!r} on {memory.url} and {broker.url}")
 
     clients = {
         "memory": dovecote.get_rpc_client(memory, dovecote.Target(topic=TOPIC), timeout=10),
-        "rabbit": dovecote.get_rpc_client(rabbit, dovecote.Target(topic=TOPIC), timeout=10),
+        "broker": dovecote.get_rpc_client(broker, dovecote.Target(topic=TOPIC), timeout=10),
     }
-    for via, name in (("memory", "alice"), ("rabbit", "bob"), ("memory", "carol"),
-                      ("rabbit", "dave")):
+    for via, name in (("memory", "alice"), ("broker", "bob"), ("memory", "carol"),
+                      ("broker", "dave")):
         print(f"via {via}: {clients[via].call({}, 'greet', name=name)}")
 
     # One listener actor per transport, each counting what it took; one dispatcher
@@ -95,14 +103,15 @@ def main() -> int:
     kinds = collections.Counter(record["kind"] for record in records)
     print(f"  and {kinds['dispatcher']} dispatcher, {kinds['worker']} workers for both")
 
-    server.remove_listener(on_rabbit)  # drains, then closes; memory goes on
-    print(f"RabbitMQ listener removed; via memory: "
+    server.remove_listener(on_broker)  # drains, then closes; memory goes on
+    print(f"broker listener removed; via memory: "
           f"{clients['memory'].call({}, 'greet', name='erin')}")
 
     server.stop()
     server.wait(10)
+    declared.delete()
     memory.cleanup()
-    rabbit.cleanup()
+    broker.cleanup()
     print("done")
     return 0
 

@@ -13,6 +13,7 @@ import contextvars
 import functools
 import inspect
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ __all__ = [
     "RPCAccessPolicyBase",
     "actor_method",
     "actor_ref_of",
+    "endpoint_counts",
     "endpoint_methods",
     "expected_exceptions",
     "expose",
@@ -170,34 +172,57 @@ def all_refs(endpoints: Iterable[Any]) -> list[pykka.ActorRef[Any]]:
     return [ref for ref in map(actor_ref_of, endpoints) if ref is not None]
 
 
-def _invoker(actor: pykka.Actor) -> Callable[[Callable[[Any], Any], Completion], None]:
-    """The function :func:`install_invoker` puts on an endpoint actor: runs
+class _Invoker:
+    """What :func:`install_invoker` puts on an endpoint actor: runs
     ``work(actor)`` in the actor's thread, hands the outcome to ``done``, and
     lets nothing (not even ``SystemExit``) reach pykka, which would stop the
-    actor, or every actor."""
+    actor, or every actor. Counts what it ran (in that one thread): ``handled``
+    when the work returned, ``failed`` when it raised."""
 
-    def invoke(work: Callable[[Any], Any], done: Completion) -> None:
+    __slots__ = ("__weakref__", "actor", "failed", "handled")
+
+    def __init__(self, actor: pykka.Actor) -> None:
+        self.actor = actor
+        self.handled = self.failed = 0
+
+    def __call__(self, work: Callable[[Any], Any], done: Completion) -> None:
+        actor = self.actor
         try:
             outcome: tuple[Any, BaseException | None] = (work(actor), None)
+            self.handled += 1
         except BaseException as exc:  # noqa: BLE001 - handed to done as the outcome
             outcome = (None, exc)
+            self.failed += 1
         try:
             done(*outcome)
         except BaseException as exc:  # noqa: BLE001 - a bug in dovecote: logged, contained
             with contextlib.suppress(Exception):
-                get_logger("dovecote.actors").error(
+                get_logger(__name__).error(
                     "endpoint.completion_failed", actor_urn=actor.actor_urn,
                     error=type(exc).__name__)
 
-    return invoke
+
+#: The invoker of each endpoint actor by URN, while the actor object lives.
+_invokers: weakref.WeakValueDictionary[str, _Invoker] = weakref.WeakValueDictionary()
 
 
 def install_invoker(ref: pykka.ActorRef[Any]) -> None:
     """Give the endpoint actor behind ``ref`` dovecote's invoker (once is enough;
-    again is harmless). Blocks until the actor has it."""
+    again keeps the one it has, and its counts). Blocks until the actor has it."""
     # ProxyGetAttr with an empty path answers the actor object itself.
     actor = ref.ask(pykka.messages.ProxyGetAttr(attr_path=()), block=True)
-    ref.ask(pykka.messages.ProxySetAttr(attr_path=(_INVOKE_ATTR,), value=_invoker(actor)))
+    if isinstance(getattr(actor, _INVOKE_ATTR, None), _Invoker):
+        return
+    invoker = _invokers[ref.actor_urn] = _Invoker(actor)
+    ref.ask(pykka.messages.ProxySetAttr(attr_path=(_INVOKE_ATTR,), value=invoker))
+
+
+def endpoint_counts(ref: pykka.ActorRef[Any]) -> tuple[int, int]:
+    """``(handled, failed)``: how many requests or notifications (a batch counts
+    once) the endpoint actor behind ``ref`` ran for dovecote and how many of
+    them raised; ``(0, 0)`` before it got any."""
+    invoker = _invokers.get(ref.actor_urn)
+    return (invoker.handled, invoker.failed) if invoker is not None else (0, 0)
 
 
 def run_in_actor(

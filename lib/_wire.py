@@ -242,9 +242,11 @@ def pack_request(
     ctxt: Mapping[str, Any], message: Mapping[str, Any], *, msg_id: str | None = None,
     reply_q: str | None = None, call_monitor_timeout: float | None = None,
 ) -> dict[str, Any]:
-    """A request as oslo.messaging sends it: context flattened, ids added."""
+    """A request as oslo.messaging sends it: context flattened, ids added (a
+    ``_unique_id`` the client chose already is kept)."""
     packed = dict(message)
-    packed["_unique_id"] = new_id()
+    if "_unique_id" not in packed:
+        packed["_unique_id"] = new_id()
     _add_context(packed, ctxt)
     if msg_id is not None:
         packed["_msg_id"] = msg_id

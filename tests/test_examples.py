@@ -8,11 +8,18 @@ shows as a changed line, not only as an exit status.
 The scripts leave structlog unconfigured: dovecote then writes only warnings
 and errors, to stderr, so stderr is empty except where an example provokes
 them on purpose (requeues and dead letters, Ctrl+C).
+
+Run with no URL, an example uses ``memory://`` and opens no network connection
+at all (each is run with every TCP connect refused); given a broker URL, it runs
+there and leaves no queue behind (each is run on a vhost of its own, listed
+afterwards).
 """
 
 from __future__ import annotations
 
 import collections
+import json
+import os
 import queue
 import re
 import signal
@@ -25,7 +32,7 @@ from typing import IO
 
 import pykka
 import pytest
-from _rpc_support import delete_queues
+from _rpc_support import own_vhost
 from conftest import ROOT
 
 import dovecote
@@ -41,6 +48,25 @@ def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``examples/<name>`` to its end."""
     return subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True,
                           text=True, timeout=60, check=False)
+
+
+def queues_in(vhost: str) -> dict[str, int]:
+    """``rabbitmqctl list_queues`` of ``vhost``: name -> messages."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-p", vhost, "name", "messages", "--formatter", "json",
+         "-q"], capture_output=True, text=True, check=True, timeout=60)
+    return {q["name"]: q["messages"] for q in json.loads(listed.stdout or "[]")}
+
+
+@pytest.fixture
+def vhost(rabbitmq: str) -> Iterator[str]:
+    """A RabbitMQ vhost of the test's own, empty at first."""
+    with own_vhost("examples") as name:
+        yield name
+
+
+def vhost_url(vhost: str) -> str:
+    return f"rabbit://guest:guest@127.0.0.1:5672/{vhost}"
 
 
 def _sigint_as_in_a_terminal() -> None:
@@ -112,11 +138,6 @@ def topic() -> str:
     return f"example_{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def rabbit_client_transport(rabbitmq: str) -> Iterator[dovecote.Transport]:
-    transport = dovecote.get_transport(rabbitmq)
-    yield transport
-    transport.cleanup()
 
 
 # -- blocking_service.py ----------------------------------------------------------------
@@ -144,14 +165,16 @@ def test_blocking_service_on_memory_serves_in_the_main_thread_and_stops_on_sigte
                                               (signal.SIGINT, "stopped by Ctrl+C")],
                          ids=["SIGTERM", "SIGINT"])
 def test_blocking_service_answers_the_call_in_flight_then_stops(
-    rabbitmq: str, rabbit_client_transport: dovecote.Transport, topic: str, sig: int,
-    stopped: str,
+    vhost: str, topic: str, sig: int, stopped: str,
 ) -> None:
-    service = Running("blocking_service.py", rabbitmq, topic)
+    url = vhost_url(vhost)
+    service = Running("blocking_service.py", url, topic)
+    client_transport = dovecote.get_transport(url)
     try:
         ready = service.next_line()
-        assert ready.startswith(f"ready: serving {topic!r} on rabbit://guest:****@127.0.0.1:5672/")
-        client = dovecote.get_rpc_client(rabbit_client_transport, dovecote.Target(topic=topic),
+        assert ready.startswith(
+            f"ready: serving {topic!r} on rabbit://guest:****@127.0.0.1:5672/{vhost}")
+        client = dovecote.get_rpc_client(client_transport, dovecote.Target(topic=topic),
                                          timeout=PATIENCE)
         assert client.call({}, "work", job="job-1") == {"job": "job-1", "thread": "MainThread"}
         # job-2 runs for 1.5 s; the signal comes while it runs, and before its reply.
@@ -165,14 +188,15 @@ def test_blocking_service_answers_the_call_in_flight_then_stops(
         assert service.finish() == 0
     finally:
         service.kill()
-        delete_queues(rabbitmq, topic, f"{topic}.host-1")
+        client_transport.cleanup()
+    assert queues_in(vhost) == {}  # the service deleted its queues once it had stopped
     assert service.stdout[1:] == ["working on job-1", "finished job-1", "working on job-2",
                                   "finished job-2", stopped]
     if sig == signal.SIGTERM:
         assert service.stderr == []
     else:  # dovecote's one warning for a server stopped by Ctrl+C
         assert len(service.stderr) == 1, service.stderr
-        assert "[warning  ] server.interrupted" in service.stderr[0]
+        assert service.stderr[0].startswith("server.interrupted "), service.stderr
 
 
 # -- actor_endpoints.py -----------------------------------------------------------------
@@ -208,8 +232,9 @@ def test_actor_endpoints_keep_state_one_call_at_a_time() -> None:
 
 
 # -- notifications.py -------------------------------------------------------------------
-#: A line of dovecote's own (structlog unconfigured): time, [level], event.
-LOG_LINE = re.compile(r"\S+Z \[(\w+) *\] (\S+) ")
+#: A line of dovecote's own (logging unconfigured: Python's last-resort handler writes
+#: the message alone): the event, its fields, among them the outcome.
+LOG_LINE = re.compile(r"([a-z_]+\.[a-z_]+) .*\boutcome=(\w+)")
 
 
 def test_notifications_pools_requeue_dead_letters_and_replay() -> None:
@@ -247,34 +272,46 @@ def test_notifications_pools_requeue_dead_letters_and_replay() -> None:
         else:
             assert line.startswith(("Traceback", "  ", "KeyError: 'CHF'")), line
     assert logged == {
-        ("warning", "notification.requeued"): 4,
-        ("error", "dispatch.failed"): 3,
-        ("error", "notification.dead_lettered"): 2,
+        ("notification.requeued", "requeued"): 4,
+        ("dispatch.failed", "error"): 3,
+        ("notification.dead_lettered", "dead_lettered"): 2,
     }
 
 
 # -- two_transports.py ------------------------------------------------------------------
-@pytest.mark.broker
-def test_one_server_serves_through_memory_and_rabbitmq(rabbitmq: str, topic: str) -> None:
-    try:
-        done = run_example("two_transports.py", rabbitmq, topic)
-    finally:
-        delete_queues(rabbitmq, topic, f"{topic}.host-1")
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    assert done.stdout.splitlines() == [
-        f"serving {topic!r} on memory://two-transports and rabbit://guest:****@127.0.0.1:5672/",
+def two_transports_said(topic: str, broker: str) -> list[str]:
+    """What two_transports.py prints when its second transport is ``broker``."""
+    return [
+        f"serving {topic!r} on memory://two-transports and {broker}",
         "via memory: hello alice, call 1 of this endpoint",
-        "via rabbit: hello bob, call 2 of this endpoint",
+        "via broker: hello bob, call 2 of this endpoint",
         "via memory: hello carol, call 3 of this endpoint",
-        "via rabbit: hello dave, call 4 of this endpoint",
+        "via broker: hello dave, call 4 of this endpoint",
         "actors:",
         "  listener on memory://two-transports: took 2",
-        "  listener on rabbit://guest:****@127.0.0.1:5672/: took 2",
+        f"  listener on {broker}: took 2",
         "  and 1 dispatcher, 4 workers for both",
-        "RabbitMQ listener removed; via memory: hello erin, call 5 of this endpoint",
+        "broker listener removed; via memory: hello erin, call 5 of this endpoint",
         "done",
     ]
+
+
+@pytest.mark.broker
+def test_one_server_serves_through_memory_and_rabbitmq(vhost: str, topic: str) -> None:
+    done = run_example("two_transports.py", vhost_url(vhost), topic)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.splitlines() == two_transports_said(
+        topic, f"rabbit://guest:****@127.0.0.1:5672/{vhost}")
+    assert queues_in(vhost) == {}
+
+
+def test_two_transports_without_a_url_stays_in_process() -> None:
+    done = run_example("two_transports.py")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.splitlines() == two_transports_said(
+        "two-transports", "memory://two-transports-broker")
 
 
 def test_two_transports_says_so_when_rabbitmq_cannot_be_reached() -> None:
@@ -293,6 +330,7 @@ def test_metrics_and_traces_switched_on() -> None:
     assert done.stderr == ""
     handled = "dovecote_messages_handled_total{kind=rpc,method=take,outcome=%s,server=store-1} 1"
     calls = "dovecote_rpc_client_call_seconds_count{method=take,outcome=%s,topic=inventory} 1"
+    sent = "dovecote_messages_sent_total{kind=call,outcome=%s,topic=inventory} 1"
     assert done.stdout.splitlines() == [
         "take apple -> 2",
         "take pear -> LookupError: no pear left",
@@ -301,12 +339,100 @@ def test_metrics_and_traces_switched_on() -> None:
         "  " + handled % "expected_error",
         "  " + calls % "ok",
         "  " + calls % "remote_error",
-        "traces:",
-        "  call take [client] unset",
-        "    process take [server] unset",
+        "  " + sent % "ok",
+        "  " + sent % "remote_error",
+        "traces:",  # a call's spans are named by its rpc.method: <topic>/<method>
+        "  inventory/take [client] unset",
+        "    inventory/take [server] unset",
         "      inventory.take [internal] unset",
-        "  call take [client] error",
-        "    process take [server] unset",  # a declared exception is the method's answer
+        "  inventory/take [client] error",
+        "    inventory/take [server] unset",  # a declared exception is the method's answer
         "      inventory.take [internal] error",
         "one trace per call: True",
     ]
+
+
+# -- every example: memory:// unless given a broker, and then no queue left behind ------
+#: Runs an example (``sys.argv[1:]``: its path and arguments) with every TCP
+#: connection refused: one attempt ends the process at once, saying where to.
+NO_NETWORK = '''
+import os, runpy, socket, sys
+
+def refused(original):
+    def connect(sock, address, *rest):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            os.write(2, f"connected to {address!r}\\n".encode())
+            os._exit(3)
+        return original(sock, address, *rest)
+    return connect
+
+socket.socket.connect = refused(socket.socket.connect)
+socket.socket.connect_ex = refused(socket.socket.connect_ex)
+sys.argv = sys.argv[1:]
+if sys.argv[0] == "pytest":
+    runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+else:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+'''
+#: Each example, and what its last line says when it ran to its end.
+SCRIPTS = {
+    "quickstart.py": "done",
+    "actor_endpoints.py": "done",
+    "notifications.py": "done",
+    "two_transports.py": "done",
+    "metrics_and_traces.py": "one trace per call: True",
+    "blocking_service.py": "stopped by SIGTERM",
+}
+
+
+def test_every_example_is_run_here() -> None:
+    assert {path.name for path in EXAMPLES.glob("*.py")} == {*SCRIPTS, "test_service_example.py"}
+
+
+@pytest.mark.parametrize("name", [*SCRIPTS, "test_service_example.py"])
+def test_without_a_url_an_example_opens_no_connection(name: str) -> None:
+    """Not even with ``DOVECOTE_URL`` naming a broker (it is the command's, not theirs)."""
+    script = ["pytest", "-p", "no:cacheprovider", str(EXAMPLES / name)] \
+        if name.startswith("test_") else [str(EXAMPLES / name)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOVECOTE_")}
+    env["DOVECOTE_URL"] = "rabbit://guest:guest@127.0.0.1:5672/"
+    done = subprocess.run([sys.executable, "-c", NO_NETWORK, *script], capture_output=True,
+                          text=True, timeout=60, check=False, env=env, cwd=ROOT)
+    assert "connected to" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.splitlines()[-1]
+    if name in SCRIPTS:
+        assert last == SCRIPTS[name]
+    else:
+        assert " passed in " in last, done.stdout
+
+
+def test_the_guard_catches_a_connection() -> None:
+    """What the test above would see of an example that reached for a broker."""
+    done = subprocess.run(
+        [sys.executable, "-c", NO_NETWORK, str(EXAMPLES / "quickstart.py"),
+         "rabbit://guest:guest@127.0.0.1:5672/"], capture_output=True, text=True, timeout=60,
+        check=False)
+    assert done.returncode == 3
+    assert "connected to ('127.0.0.1', 5672)" in done.stderr
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("name", ["quickstart.py", "actor_endpoints.py", "notifications.py",
+                                  "metrics_and_traces.py"])
+def test_on_a_broker_an_example_leaves_no_queue(vhost: str, name: str) -> None:
+    done = run_example(name, vhost_url(vhost))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == SCRIPTS[name]
+    assert queues_in(vhost) == {}
+
+
+@pytest.mark.broker
+def test_the_example_tests_on_a_broker_leave_no_queue(vhost: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+         str(EXAMPLES / "test_service_example.py"), f"--dovecote-url={vhost_url(vhost)}"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"dovecote: transports on rabbit://guest:****@127.0.0.1:5672/{vhost}" in done.stdout
+    assert queues_in(vhost) == {}

@@ -1,5 +1,7 @@
 """The optional extras install cleanly into a fresh virtual environment, and
-without them the modules that need them say which extra to install.
+without them the modules that need them say which extra to install;
+``dovecote[testing]`` brings pytest (and what pytest needs) and nothing else,
+and pytest then loads dovecote's plugin.
 
 The package is built from a copy of the tracked files (a build leaves nothing
 in the checkout) into a venv without the system's site-packages, the way a
@@ -56,6 +58,37 @@ WITH_EXTRAS = textwrap.dedent("""
 """)
 
 
+#: With ``dovecote[testing]``: the plugin loads by its entry point, and what the
+#: extra added is pytest and the packages pytest requires, nothing else.
+WITH_TESTING = textwrap.dedent("""
+    import importlib.metadata as md, json, sys
+    from packaging.requirements import Requirement
+    import _pytest.config
+    config = _pytest.config.get_config()
+    config.pluginmanager.load_setuptools_entrypoints("pytest11")
+    plugin = config.pluginmanager.get_plugin("dovecote")
+    assert plugin is not None and plugin.__name__ == "dovecote.testing._plugin", plugin
+    before = set(json.loads(sys.argv[1]))
+    added = {d.metadata["Name"].lower().replace("_", "-") for d in md.distributions()} - before
+    needed, todo = set(), ["pytest"]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        for text in md.requires(name) or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name.lower().replace("_", "-"))
+    assert added and added <= needed, (sorted(added), sorted(needed))
+    print("plugin ok")
+""")
+
+#: The installed distributions' names, as JSON (before an extra is installed).
+LISTED = ("import importlib.metadata as md, json; print(json.dumps(sorted("
+          "d.metadata['Name'].lower().replace('_', '-') for d in md.distributions())))")
+
+
 def _copy_tracked(dest: Path) -> None:
     """The files git tracks (and the uncommitted ones beside them), not build output."""
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
@@ -76,22 +109,47 @@ def _run(python: Path, *args: str, timeout: float = 300) -> str:
     return done.stdout
 
 
-def test_extras_install_cleanly_into_a_fresh_venv(tmp_path: Path) -> None:
-    source = tmp_path / "src"
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dovecote built once, from a copy of the tracked files, for every venv here."""
+    source = tmp_path_factory.mktemp("src")
     _copy_tracked(source)
+    out = tmp_path_factory.mktemp("wheel")
+    _run(Path(sys.executable), "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out),
+         str(source))
+    [built] = out.glob("dovecote-*.whl")
+    return built
+
+
+def _fresh_venv(tmp_path: Path, wheel: Path) -> Path:
+    """A venv without the system's packages, with dovecote (no extra) installed."""
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True, system_site_packages=False)
     python = env_dir / "bin" / "python"
     if not python.exists():  # pragma: no cover - only on a platform without bin/
         pytest.fail(f"no interpreter in the new venv at {python}")
-
-    _run(python, "-m", "pip", "install", "-q", str(source))
+    _run(python, "-m", "pip", "install", "-q", str(wheel))
     out = _run(python, "-c", WITHOUT_EXTRAS)
     assert out.split("\n")[:2] == ["dovecote.metrics refused", "dovecote.tracing refused"]
+    return python
 
-    _run(python, "-m", "pip", "install", "-q", f"{source}[metrics,otel]")
+
+def test_extras_install_cleanly_into_a_fresh_venv(tmp_path: Path, wheel: Path) -> None:
+    python = _fresh_venv(tmp_path, wheel)
+    _run(python, "-m", "pip", "install", "-q", f"{wheel}[metrics,otel]")
     assert _run(python, "-c", WITH_EXTRAS).strip() == "metrics ok"
     shown = _run(python, "-m", "pip", "show", "prometheus_client", "opentelemetry-api")
     assert "Name: prometheus_client" in shown
     assert "Name: opentelemetry-api" in shown
     assert sys.version_info >= (3, 11)
+
+
+def test_the_testing_extra_brings_pytest_and_the_plugin(tmp_path: Path, wheel: Path) -> None:
+    python = _fresh_venv(tmp_path, wheel)
+    before = _run(python, "-c", LISTED).strip()
+    assert '"pytest"' not in before
+    _run(python, "-m", "pip", "install", "-q", f"{wheel}[testing]")
+    assert _run(python, "-c", WITH_TESTING, before).strip() == "plugin ok"
+    shown = _run(python, "-m", "pytest", "--help")
+    assert "--dovecote-url=URL" in shown
+    assert "DOVECOTE_TEST_URL" in shown

@@ -1,159 +1,146 @@
 """The ``dovecote`` command: poke at a bus from a shell.
 
-    dovecote call URL TOPIC METHOD [--server S] [--args JSON] ...   call, print the result
-    dovecote cast URL TOPIC METHOD [--fanout] ...                   cast
-    dovecote notify URL EVENT_TYPE [--payload JSON] ...             send a notification
-    dovecote listen URL [--topic T] [--priority P ...] [--pool P]   print notifications
-    dovecote serve URL TOPIC MODULE:ATTR [--server S] ...           run a server
-    dovecote ping URL TOPIC [--server S] [--count N]                round-trip times
-    dovecote actors URL TOPIC --server S                            a server's actors
-    dovecote events URL TOPIC --server S [--follow] ...             a server's events
-    dovecote logs FILE [--trace MSG_ID] ...                         filter JSON-line logs
-    dovecote url URL                                                how a URL parses
-    dovecote dead-letters take|peek|replay URL TOPIC PRIORITY       parked notifications
+    dovecote call [URL] TOPIC METHOD [--server S] [--args JSON] ...  call, print the result
+    dovecote cast [URL] TOPIC METHOD [--fanout] ...                  cast
+    dovecote notify [URL] EVENT_TYPE [--payload JSON] ...            send a notification
+    dovecote listen [URL] [--topic T] [--priority P ...] [--pool P]  print notifications
+    dovecote serve [URL] TOPIC MODULE:ATTR [--server S] ...          run a server
+    dovecote servers [URL] TOPIC [--timeout SEC]                     every server of a topic
+    dovecote describe [URL] TOPIC [--server S]                       what a server serves
+    dovecote ping [URL] TOPIC [--server S] [--count N]               round-trip times
+    dovecote actors [URL] TOPIC [--server S]                         a server's actors
+    dovecote events [URL] TOPIC [--server S] [--follow] ...          a server's events
+    dovecote logs FILE [--trace MSG_ID] ...                          filter JSON-line logs
+    dovecote url [URL]                                               how a URL parses
+    dovecote dead-letters take|peek|replay [URL] TOPIC PRIORITY      parked notifications
+    dovecote --version
 
-Every subcommand takes ``--json`` (after its name) for output a script can
-read. Exit status: 0 done, 1 the call failed at the other end (a remote
-error, no reply, no server of the topic), 2 bad input (bad JSON or JSON
-nested too deeply, a timeout that is not a number of seconds up to a day, an
-unknown method or priority, a bad URL, an unreachable broker). Passwords are
-masked everywhere; what peers sent is escaped for the terminal.
+The URL is optional (``$DOVECOTE_URL`` or ``--config-file FILE``); see
+:mod:`._parser` for how it is told apart. Every subcommand takes ``--json``
+for output a script can read. Exit status: 0 done (also when the reader of
+the output went away: ``dovecote ... | head``), 1 the call failed at the
+other end (a remote error, no reply, no server or queue of the topic), 2 bad
+input (checked before anything is sent). Passwords are masked everywhere;
+what peers sent is escaped for the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TextIO, cast
 
-from ..observe._logging import configure_logging
+from ..observe import configure_logging
 from . import _commands as commands
+from ._parser import build
+from ._support import err, event_line, printable
 
-__all__ = ["main", "run"]
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON, for scripts")
+__all__ = ["main", "parse", "run"]
 
 
-def _rpc(parser: argparse.ArgumentParser, *, method: bool = True) -> None:
-    parser.add_argument("url", help="transport URL, e.g. rabbit://user:pass@host:5672/")
-    parser.add_argument("topic")
-    if method:
-        parser.add_argument("method")
-    parser.add_argument("--server", help="one server of the topic (target.server)")
-    parser.add_argument("--timeout", type=float, default=30.0,
-                        help="seconds, at most 86400 (default 30)")
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line as a namespace (``command`` names the subcommand);
+    argparse exits with status 2 (or 0 for ``--help`` and ``--version``).
+    A subcommand's options may stand anywhere among its arguments."""
+    parser, subcommands = build()
+    argv = list(argv)
+    if argv and argv[0] in subcommands:
+        args = subcommands[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return parser.parse_args(argv)  # --help, --version, or an error
 
 
-def _call_options(parser: argparse.ArgumentParser) -> None:
-    _rpc(parser)
-    parser.add_argument("--namespace")
-    parser.add_argument("--version", help="the API version, e.g. 1.2")
-    parser.add_argument("--args", default="{}", help="the arguments as a JSON object")
-    parser.add_argument("--ctxt", default="{}", help="the context as a JSON object")
-
-
-def _bus_commands(sub: Any) -> None:
-    call = sub.add_parser("call", help="call a method and print its result")
-    _call_options(call)
-    cast = sub.add_parser("cast", help="cast a method (no reply)")
-    _call_options(cast)
-    cast.add_argument("--fanout", action="store_true", help="to every server of the topic")
-    notify = sub.add_parser("notify", help="send a notification")
-    notify.add_argument("url")
-    notify.add_argument("event_type")
-    notify.add_argument("--payload", default="{}", help="JSON")
-    notify.add_argument("--ctxt", default="{}", help="the context as a JSON object")
-    notify.add_argument("--priority", default="info", choices=commands.NOTIFY_PRIORITIES)
-    notify.add_argument("--publisher-id", default="dovecote-cli")
-    notify.add_argument("--topic", default="notifications")
-    listen = sub.add_parser("listen", help="print notifications as they arrive (Ctrl+C stops)")
-    listen.add_argument("url")
-    listen.add_argument("--topic", default="notifications")
-    listen.add_argument("--priority", nargs="+", choices=commands.PRIORITIES,
-                        help="only these priorities (default: all)")
-    listen.add_argument("--pool", help="join this pool (shares notifications with its "
-                        "members!); default: a pool of its own, removed on exit")
-    serve = sub.add_parser("serve", help="run a server for endpoints from an import path")
-    serve.add_argument("url")
-    serve.add_argument("topic")
-    serve.add_argument("endpoints", metavar="MODULE:ATTR",
-                       help="a list of endpoints, or a callable returning one")
-    serve.add_argument("--server", help="this server's name on the topic (default: host name)")
-    serve.add_argument("--executor", choices=["threading", "blocking"], default="threading")
-    serve.add_argument("--workers", type=int, default=8)
-
-
-def _inspect_commands(sub: Any) -> None:
-    ping = sub.add_parser("ping", help="print round-trip times to a server")
-    _rpc(ping, method=False)
-    ping.add_argument("--count", type=int, default=3)
-    actors = sub.add_parser("actors", help="a server's actors, as a table")
-    _rpc(actors, method=False)
-    events = sub.add_parser("events", help="a server's recent events")
-    _rpc(events, method=False)
-    events.add_argument("--actor", help="an actor's URN or class name")
-    events.add_argument("--kind", choices=["listener", "dispatcher", "worker", "endpoint"])
-    events.add_argument("--msg-id")
-    events.add_argument("--limit", type=int, default=50)
-    events.add_argument("--follow", action="store_true", help="go on printing (Ctrl+C stops)")
-    logs = sub.add_parser("logs", help="filter JSON-line logs (configure_logging's)")
-    logs.add_argument("file")
-    logs.add_argument("--actor", help="an actor's URN or class name")
-    logs.add_argument("--event")
-    logs.add_argument("--msg-id")
-    logs.add_argument("--since", help="ISO 8601, e.g. 2026-11-29T10:00:00")
-    logs.add_argument("--trace", metavar="MSG_ID", help="one message's way through the actors")
-    url = sub.add_parser("url", help="how a transport URL parses, and its driver")
-    url.add_argument("url")
-    dead = sub.add_parser(
-        "dead-letters", help="read, remove or replay parked notifications",
-        description="take: print and remove; peek (or list): print and leave parked; "
-        "replay: send again what is parked now, then stop.")
-    dead.add_argument("action", choices=["take", "peek", "list", "replay"])
-    dead.add_argument("url")
-    dead.add_argument("topic")
-    dead.add_argument("priority", help=f"one of {', '.join(commands.PRIORITIES)}")
-    dead.add_argument("--limit", type=int, default=None, help="at most this many")
-    dead.add_argument("--timeout", type=float, default=1.0,
-                      help="stop once nothing arrived for this long (seconds)")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dovecote", description="RPC and notifications from a shell.",
-        epilog="Exit status: 0 done, 1 failed at the other end, 2 bad input.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _bus_commands(sub)
-    _inspect_commands(sub)
-    for command in sub.choices.values():
-        _common(command)
-    return parser
+def _reader_gone() -> int:
+    """stdout's reader went away (``dovecote ... | head``): point stdout at
+    /dev/null, so nothing more fails on the way out, and end with status 0:
+    the reader had what it wanted."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (a test's StringIO): nothing is flushed at exit
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0, 1 failed remotely, 2 bad input)."""
-    args = _parser().parse_args(argv)
-    return commands.run(args)
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+        status = commands.run(args)
+        sys.stdout.flush()  # a reader gone shows here, not at exit
+    except BrokenPipeError:
+        return _reader_gone()
+    return status
+
+
+class _Readable:
+    """A stream for :func:`configure_logging` that writes each JSON line it
+    gets as a line for a person (time, level, kind, actor, event, fields:
+    the layout of ``dovecote events``), escaped for the terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                self._stream.write(printable(line) + "\n")
+                continue
+            trace = record.pop("exception", None)  # a traceback: as Python prints it
+            self._stream.write(printable(event_line(record)) + "\n")
+            for part in str(trace).splitlines() if trace else ():
+                self._stream.write(printable(part) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """The library's log lines on stderr: from INFO for ``serve``, from
+    WARNING for ``listen`` (a broker it waits for) and ``url`` (what
+    ``get_transport`` warns about), else off (the command says what went
+    wrong in one line of its own) unless ``DOVECOTE_LOG_LEVEL`` (e.g.
+    ``debug``) asks for them. Readable lines, or JSON lines with ``--json``."""
+    default = {"serve": "info", "listen": "warning", "url": "warning"}.get(args.command)
+    level = os.environ.get("DOVECOTE_LOG_LEVEL") or default or "critical"
+    stream = sys.stderr if args.json else cast(TextIO, _Readable(sys.stderr))
+    try:
+        configure_logging(level=level, stream=stream)
+    except ValueError as exc:
+        err(f"DOVECOTE_LOG_LEVEL: {exc}")
+        sys.exit(2)
 
 
 def run() -> None:
-    """The console script. The library logs to stderr as JSON lines: ``serve``
-    from INFO, ``listen`` from WARNING (a broker it waits for); the other
-    subcommands say what went wrong in one line of their own, so their log
-    lines are off unless ``DOVECOTE_LOG_LEVEL`` (e.g. ``debug``) asks for
-    them. stdout carries only the command's own output."""
-    default = {"serve": "info", "listen": "warning"}.get(sys.argv[1] if sys.argv[1:] else "")
-    level = os.environ.get("DOVECOTE_LOG_LEVEL") or default or "critical"
+    """The console script: stdout carries only the command's own output."""
     try:
-        configure_logging(level=level)
-    except ValueError as exc:
-        commands.err(f"DOVECOTE_LOG_LEVEL: {exc}")
-        sys.exit(2)
-    sys.exit(main())
+        args = parse(sys.argv[1:])
+    except BrokenPipeError:  # --help into a closed pipe
+        sys.exit(_reader_gone())
+    _configure_logging(args)
+    try:
+        status = commands.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        status = _reader_gone()
+    sys.exit(status)
 
 
 if __name__ == "__main__":

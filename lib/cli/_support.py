@@ -14,15 +14,13 @@ which escape what a terminal would act on instead of showing
 
 from __future__ import annotations
 
-import contextlib
+import datetime
 import json
 import math
 import sys
 import unicodedata
-from collections.abc import Iterator
 from typing import Any, TextIO
 
-from .._transport import Transport, get_transport
 from .._url import mask_password
 
 __all__ = [
@@ -36,12 +34,12 @@ __all__ = [
     "first_line",
     "json_object",
     "json_value",
-    "open_transport",
     "positive",
     "printable",
     "progress",
     "seconds",
     "show",
+    "status",
     "table",
     "to_json",
 ]
@@ -180,15 +178,17 @@ def seconds(option: str, value: float | None) -> None:
         raise BadInput(msg)
 
 
-@contextlib.contextmanager
-def open_transport(url: str, **options: Any) -> Iterator[Transport]:
-    """A transport to ``url`` (driver ``options`` as ``get_transport`` takes
-    them), cleaned up after use."""
-    transport = get_transport(url, **options)
-    try:
-        yield transport
-    finally:
-        transport.cleanup()
+def status(event: str, text: str, *, as_json: bool, **fields: Any) -> None:
+    """A line about the command itself on stderr (``serving ...``, ``listening
+    to ...``): ``text`` for a human, or with ``as_json`` a JSON object like
+    the log lines around it (``event``, ``level``, ``timestamp``, ``fields``
+    and ``message``), so every line on stderr parses."""
+    if not as_json:
+        show(text, stream=sys.stderr)
+        return
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    print(to_json({"event": event, "level": "info", "timestamp": stamp, **fields,
+                   "message": text}), file=sys.stderr, flush=True)
 
 
 def to_json(value: Any, *, indent: int | None = None) -> str:

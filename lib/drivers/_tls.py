@@ -58,7 +58,7 @@ _TOO_OLD = frozenset({"sslv2", "sslv3", "sslv23", "tlsv1", "tlsv1_0", "tlsv1_1",
 # OpenSSL's verify codes, by what they mean to a user.
 _EXPIRED = frozenset({9, 10})  # not yet valid, has expired
 _HOSTNAME = frozenset({62, 64})  # host name or IP address mismatch
-log = get_logger("dovecote.tls")
+log = get_logger(__name__)
 
 
 class TLSRefused(MessageDeliveryFailure):

@@ -31,6 +31,7 @@ from ._decoding import MAX_ID_LENGTH, decode_reply, encoding_problem
 if TYPE_CHECKING:
     from .._target import Target
     from .._url import TransportURL
+    from ..observe._probes import Source
 
 __all__ = [
     "CALL_MONITOR_RANGE",
@@ -131,7 +132,7 @@ class PendingReply:
 
 
 _NO_ORIGIN: dict[str, str] = {}
-_log = get_logger("dovecote.drivers")
+_log = get_logger(__name__)
 
 
 class IncomingMessage(abc.ABC):
@@ -147,7 +148,7 @@ class IncomingMessage(abc.ABC):
     """
 
     __slots__ = ("ctxt", "dead_letter_reason", "error", "message", "msg_id", "origin",
-                 "quiet", "redeliveries", "trace")
+                 "quiet", "redeliveries", "source", "trace")
 
     def __init__(
         self, *, ctxt: dict[str, Any], message: dict[str, Any], msg_id: str | None = None,
@@ -157,6 +158,9 @@ class IncomingMessage(abc.ABC):
         #: Log fields of the listener that took it (``listener``, ``transport``),
         #: set by the server's listener actor.
         self.origin: dict[str, str] = _NO_ORIGIN
+        #: What the listener knows of it for probes (its transport's
+        #: ``messaging.system``, its RPC topic), set by the server's listener actor.
+        self.source: Source | None = None
         #: The id its events carry (``dovecote._handling.trace_id``), once known.
         self.trace: str | None = None
         #: A control-endpoint request: its debug events are not recorded.
@@ -166,6 +170,12 @@ class IncomingMessage(abc.ABC):
         self.msg_id = msg_id
         self.error = error
         self.redeliveries = redeliveries
+
+    def route(self) -> tuple[str, str, str]:
+        """``(exchange, routing key, queue)`` it came through, as far as the
+        driver knows (``""`` where it does not): what a trace names as its
+        destination. Read only while a probe watches."""
+        return "", "", ""
 
     @property
     def wants_reply(self) -> bool:
@@ -295,6 +305,25 @@ class Driver(abc.ABC):
         self._expiry_lock = threading.Lock()
         #: Set by :meth:`cleanup`: the transport cannot be used any more.
         self.closed = False
+
+    @property
+    def messaging_system(self) -> str:
+        """The broker this driver talks to, as OpenTelemetry's conventions name
+        it (``messaging.system`` of dovecote's spans): the URL scheme unless the
+        driver knows better."""
+        return self.url.scheme
+
+    def route(self, target: Target) -> tuple[str, str]:
+        """``(exchange, routing key)`` a message to ``target`` is published
+        with, in oslo.messaging's RabbitMQ layout, which every dovecote driver
+        keeps: ``<topic>_fanout`` (routing key ``<topic>``) for a fanout,
+        ``<topic>.<server>`` for one server; a notification's target topic is
+        already ``<topic>.<priority>``. What a trace names as the destination."""
+        topic = str(target.topic or "")
+        if target.fanout:
+            return f"{topic}_fanout", topic
+        key = f"{topic}.{target.server}" if target.server else topic
+        return target.exchange or self.control_exchange, key
 
     def ensure_open(self, doing: str) -> None:
         """Raise :class:`MessageDeliveryFailure` once the transport was cleaned up."""

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PRIORITIES", "NotificationHandler", "NotificationResult"]
 
-log = get_logger("dovecote.notify")
+log = get_logger(__name__)
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 
 
@@ -232,7 +232,8 @@ class NotificationHandler(Handler):
         probed = None
         if _probes.probes:
             probed = _probes.dispatch_started(
-                self.owner, "notification", self._name(incoming), (carrier,))
+                self.owner, "notification", self._name(incoming),
+                ((incoming, carrier, trace_id(incoming)),))
         entry = self._prepared(incoming, started, probed)
         if entry is None:
             return False
@@ -305,9 +306,12 @@ class NotificationHandler(Handler):
         (see :mod:`._settling`), logging each failed try; ``False`` once every
         try failed."""
         def failed(attempt: int, retry_in: float | None, exc: Exception) -> None:
-            actor_log(self.log).error(f"notification.{what}_failed", **self._fields(incoming),
-                                      reason=reason, attempt=attempt, retry_in=retry_in,
-                                      error=describe(exc))
+            fields = {**self._fields(incoming), "reason": reason, "attempt": attempt,
+                      "retry_in": retry_in, "error": describe(exc)}
+            if what == "requeue":  # literal event names: the README's table is checked
+                actor_log(self.log).error("notification.requeue_failed", **fields)
+            else:
+                actor_log(self.log).error("notification.dead_letter_failed", **fields)
 
         return settle_patiently(settle, failed=failed, patient=patient,
                                 stopping=getattr(self.owner, "stopping", None))
@@ -341,7 +345,7 @@ class NotificationHandler(Handler):
         ok = True
         carriers = [_probes.take_carrier(incoming.ctxt) for incoming in batch]
         by_priority: dict[str, list[tuple[IncomingMessage, dict[str, Any]]]] = {}
-        held: dict[str, list[Mapping[str, str]]] = {}
+        held: dict[str, list[Mapping[str, str]]] = {}  # the carriers of each group
         for incoming, carrier in zip(batch, carriers, strict=True):
             entry = self._prepared(incoming, started, None)
             if entry is None:
@@ -354,7 +358,9 @@ class NotificationHandler(Handler):
             probed = None
             if _probes.probes:
                 probed = _probes.dispatch_started(
-                    self.owner, "notification", self._name(group[0][0]), held[priority])
+                    self.owner, "notification", self._name(group[0][0]), [
+                        (incoming, carrier, trace_id(incoming))
+                        for (incoming, _), carrier in zip(group, held[priority], strict=True)])
             ok = self._run_group(self.callbacks.get(priority, ()), group, started,
                                  probed) and ok
         return ok

@@ -29,7 +29,7 @@ __all__ = [
     "reset_test_notifications",
 ]
 
-log = get_logger("dovecote.notify")
+log = get_logger(__name__)
 NOTIFIER_DRIVERS = ("messagingv2", "messaging", "log", "noop", "test")
 _LOG_LEVELS = {"AUDIT": "info", "DEBUG": "debug", "INFO": "info", "WARN": "warning",
                "ERROR": "error", "CRITICAL": "critical", "SAMPLE": "info"}
@@ -107,7 +107,11 @@ class Notifier:
         }
         sending = wire = None
         if _probes.probes:
-            sending = _probes.Sending("notify", ",".join(self.topics), event_type)
+            sending = _probes.Sending(
+                "notify", ",".join(self.topics), event_type, driver=self.transport.driver,
+                target=self._target(self.topics[0], priority) if len(self.topics) == 1 and any(
+                    name in ("messagingv2", "messaging") for name in self.drivers) else None,
+                message_id=message["message_id"])
             wire = sending.start(context)
         try:
             self._send(context, message, priority, wire or context)
@@ -117,6 +121,13 @@ class Notifier:
             raise
         if sending is not None:
             sending.finish(None)
+
+    def _target(self, topic: str, priority: str) -> Target:
+        """The ``<topic>.<priority>`` target, built once."""
+        target = self._targets.get((topic, priority))
+        if target is None:
+            target = self._targets[topic, priority] = Target(topic=f"{topic}.{priority.lower()}")
+        return target
 
     def _send(self, context: Any, message: dict[str, Any], priority: str, wire: Any) -> None:
         """Hand ``message`` to each driver (the transport ones get the ``wire``
@@ -129,13 +140,9 @@ class Notifier:
             if name in ("messagingv2", "messaging"):
                 version = 2.0 if name == "messagingv2" else 1.0
                 for topic in self.topics:
-                    target = self._targets.get((topic, priority))
-                    if target is None:
-                        target = self._targets[topic, priority] = Target(
-                            topic=f"{topic}.{priority.lower()}")
                     self.transport.driver.send_notification(
-                        target, wire, message, version=version, retry=self.retry
-                    )
+                        self._target(topic, priority), wire, message, version=version,
+                        retry=self.retry)
             elif name == "log":
                 getattr(log, _LOG_LEVELS[priority])(
                     "notification", event_type=message["event_type"],

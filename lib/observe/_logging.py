@@ -1,11 +1,20 @@
-"""How dovecote logs: quiet by default, a history per actor, and an opt-in
-set-up for applications that want JSON lines.
+"""How dovecote logs: through the application's ``logging`` set-up (or its
+structlog one), with a history per actor.
 
-* dovecote never configures structlog or ``logging``. When the application
-  has configured structlog, dovecote's lines go through that configuration,
-  unchanged. When it has not, they go to a logger of dovecote's own that
-  writes WARNING and above to stderr and drops the rest at the cost of a flag
-  test (:func:`get_logger`).
+* dovecote never configures ``logging`` or structlog. Each event goes to the
+  standard library logger of the module that logs it, named without private
+  underscores (``dovecote.rpc.server``, ``dovecote.notify.handler``,
+  ``dovecote.drivers.kombu.listener``, ...; an actor's own events:
+  ``dovecote.actors``), as one readable line whose fields also travel as
+  record attributes (see :mod:`._stdlog`). Unconfigured, Python's last-resort
+  handler writes WARNING and above to stderr. ``basicConfig``, ``dictConfig``,
+  ``setLevel`` and ``logging.disable`` take effect at once, for loggers made
+  before too: each check asks the logger (``isEnabledFor``, which ``logging``
+  caches) when a line is about to be made.
+* An application that configured structlog gets the events as structlog
+  events instead, through its configuration, unchanged.
+* While an OpenTelemetry span is current, lines carry ``trace_id`` and
+  ``span_id``.
 * Every actor keeps its last events in a bounded ring (:class:`History`),
   whatever the logging configuration: event, level, time and fields (never
   payloads, arguments or credentials: dovecote's events carry none). An
@@ -21,92 +30,153 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
 
+from . import _stdlog
+
 __all__ = [
     "ActorLog",
     "History",
+    "Logger",
     "actor_log",
     "configure_logging",
     "get_logger",
+    "logger_name",
     "set_actor_log",
 ]
 
-_DEBUG, _INFO = logging.DEBUG, logging.INFO
+_DEBUG, _INFO, _WARNING, _ERROR, _CRITICAL = (
+    logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+_METHOD = {_DEBUG: "debug", _INFO: "info", _WARNING: "warning", _ERROR: "error",
+           _CRITICAL: "critical"}
 _now = time.time
 
 
-class _Stderr:
-    """Whatever ``sys.stderr`` is when a line is written (tests swap it)."""
+class _AskStructlog:
+    """``structlog.is_configured()`` as an attribute (see below)."""
 
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
+    @property
+    def is_configured(self) -> bool:
+        return structlog.is_configured()
 
 
-#: dovecote's own logger while the application has not configured structlog.
-_QUIET = structlog.wrap_logger(
-    structlog.PrintLogger(file=_Stderr()),  # type: ignore[arg-type]
-    wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-    processors=[
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
-        structlog.dev.ConsoleRenderer(colors=False),
-    ],
-)
+#: Whether the application configured structlog is asked at every line (it may
+#: configure, or reset, structlog after dovecote's loggers were made): read
+#: from structlog's own configuration object, what ``structlog.is_configured()``
+#: returns, without a call, as the dispatch path asks four times per message.
+try:
+    from structlog._config import _CONFIG as _STRUCTLOG
+except ImportError:  # pragma: no cover - another structlog: ask through its API
+    _STRUCTLOG = _AskStructlog()  # type: ignore[assignment]
 
 
-class _Lazy:
-    """A module's logger (and what ``bind`` makes of it): decides whether the
-    application has configured structlog when it first logs after that, not
-    when it was created, so a transport or server made before the
-    application's logging set-up still logs through it."""
+def _level_check(log: Any) -> Callable[[int], bool] | None:
+    """How to ask a structlog logger whether it takes a level (``None``: it
+    cannot say, so it takes everything)."""
+    check = getattr(log, "is_enabled_for", None) or getattr(log, "isEnabledFor", None)
+    return check if callable(check) else None
 
-    __slots__ = ("_fields", "_name", "_target")
+
+class Logger:
+    """dovecote's logger ``name``, with bound fields. Whether a line goes to
+    the standard library or to the application's structlog is decided at each
+    line, so a transport or server made before the application's logging
+    set-up logs through it. The stdlib logger itself is looked up when first
+    needed (a line, or an actor's log), so a ``dictConfig`` done after
+    ``import dovecote`` does not count dovecote's loggers among the "existing"
+    ones it disables."""
+
+    __slots__ = ("_check", "_fields", "_std", "_target", "name")
 
     def __init__(self, name: str, fields: dict[str, Any] | None = None) -> None:
-        self._name = name
+        self.name = name
         self._fields = fields or {}
-        self._target: Any = None  # the application's bound logger, once configured
+        self._std: logging.Logger | None = None
+        self._target: Any = None  # the application's structlog logger, once used
+        self._check: Callable[[int], bool] | None = None
 
-    def _resolve(self) -> Any:
-        target = self._target
-        if target is not None:
-            return target
-        if not structlog.is_configured():
-            return _QUIET.bind(**self._fields) if self._fields else _QUIET
-        self._target = structlog.get_logger(self._name).bind(**self._fields)
-        return self._target
+    def _stdlib(self) -> logging.Logger:
+        std = self._std = logging.getLogger(self.name)
+        return std
 
-    def bind(self, **fields: Any) -> _Lazy:
-        return _Lazy(self._name, {**self._fields, **fields})
+    def stdlib(self) -> logging.Logger:
+        """The standard library logger of this name."""
+        return self._std or self._stdlib()
 
-    def __getattr__(self, method: str) -> Any:
-        return getattr(self._resolve(), method)
+    def _structlog(self) -> Any:
+        target = self._target = structlog.get_logger(self.name).bind(**self._fields)
+        self._check = _level_check(target)
+        return target
+
+    def enabled(self, level: int) -> bool:
+        """Whether a line at ``level`` goes anywhere, asked now (cheap: the
+        stdlib logger caches its answer until its configuration changes)."""
+        if not _STRUCTLOG.is_configured:
+            return (self._std or self._stdlib()).isEnabledFor(level)
+        if self._target is None:
+            self._structlog()
+        check = self._check
+        return check is None or check(level)
+
+    def emit(self, level: int, event: str, fields: dict[str, Any], stacklevel: int = 1) -> None:
+        """Log ``event`` at ``level`` (the caller asked :meth:`enabled`);
+        ``stacklevel`` counts the frames above this one up to dovecote's call."""
+        if not _STRUCTLOG.is_configured:
+            _stdlog.emit(self._std or self._stdlib(), level, event, fields, self._fields,
+                         stacklevel + 1)
+            return
+        target = self._target or self._structlog()
+        ids = _stdlog.span_ids()
+        if ids is not None:
+            fields = {**fields, "trace_id": ids[0], "span_id": ids[1]}
+        getattr(target, _METHOD.get(level, "error"))(event, **fields)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        if self.enabled(_DEBUG):
+            self.emit(_DEBUG, event, fields, 2)
+
+    def info(self, event: str, **fields: Any) -> None:
+        if self.enabled(_INFO):
+            self.emit(_INFO, event, fields, 2)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        if self.enabled(_WARNING):
+            self.emit(_WARNING, event, fields, 2)
+
+    def error(self, event: str, **fields: Any) -> None:
+        if self.enabled(_ERROR):
+            self.emit(_ERROR, event, fields, 2)
+
+    def critical(self, event: str, **fields: Any) -> None:
+        if self.enabled(_CRITICAL):
+            self.emit(_CRITICAL, event, fields, 2)
+
+    def bind(self, **fields: Any) -> Logger:
+        """The same logger with ``fields`` added to every line."""
+        bound = Logger(self.name, {**self._fields, **fields})
+        bound._std = self._std
+        return bound
+
+    def named(self, name: str) -> Logger:
+        """The same fields under another logger name."""
+        return Logger(name, self._fields)
 
 
-def get_logger(name: str) -> Any:
-    """dovecote's logger ``name``: the application's structlog if it
-    configured structlog, else a quiet one (WARNING and above, to stderr)."""
-    return _Lazy(name)
+def logger_name(module: str) -> str:
+    """The logger name for ``module``: its dotted name without the private
+    underscores (``dovecote.rpc._server`` -> ``dovecote.rpc.server``)."""
+    return ".".join(part.lstrip("_") or part for part in module.split("."))
 
 
-def _enabled(log: Any, level: int) -> bool:
-    """Whether ``log`` would emit ``level`` (structlog's filtering loggers and
-    stdlib ones say so; for others, assume it would)."""
-    check = getattr(log, "is_enabled_for", None) or getattr(log, "isEnabledFor", None)
-    if check is None:
-        return True
-    try:
-        return bool(check(level))
-    except Exception:  # noqa: BLE001 - an odd logger: log everything to it
-        return True
+def get_logger(name: str) -> Logger:
+    """dovecote's logger for module ``name`` (callers pass ``__name__``): the
+    stdlib logger :func:`logger_name` names, or the application's structlog
+    once it configured structlog."""
+    return Logger(logger_name(name))
 
 
 class History:
@@ -144,68 +214,118 @@ def _record(when: float, level: str, event: str, fields: dict[str, Any],
 
 class ActorLog:
     """What an actor logs: each event goes to its :class:`History` (if it
-    keeps one) and to structlog if that level is enabled there. Callers test
-    :attr:`records_debug` before building fields for a debug event."""
+    keeps one) and to its logger if that level is enabled there, asked at
+    each line. Callers test :attr:`records_debug` before building fields for
+    a debug event."""
 
-    __slots__ = ("_debug", "_info", "_ring", "history", "log", "records_debug")
+    __slots__ = ("_ring", "_takes", "_under", "history", "log")
 
-    def __init__(self, log: Any, history: History | None = None) -> None:
+    def __new__(cls, log: Logger, history: History | None = None) -> ActorLog:  # noqa: ARG004
+        # With a history, every debug event is recorded: see _RecordingLog.
+        return super().__new__(_RecordingLog if history is not None else cls)
+
+    def __init__(self, log: Logger, history: History | None = None) -> None:
         self.log = log
         self.history = history
         # The ring itself: a debug event on the dispatch path is one append.
         self._ring = None if history is None else history.ring
-        self._debug = _enabled(log, _DEBUG)
-        self._info = _enabled(log, _INFO)
-        #: Whether a debug event goes anywhere (a plain attribute: it is read
-        #: for every message).
-        self.records_debug = self._debug or self._ring is not None
+        # The stdlib logger's level check, asked directly on the dispatch path.
+        self._takes = log.stdlib().isEnabledFor
+        self._under: tuple[ActorLog, ActorLog] | None = None  # the last :meth:`under`
+
+    @property
+    def records_debug(self) -> bool:
+        """Whether a debug event goes anywhere: with no history (a history
+        records every one: :class:`_RecordingLog`), whether the logger takes it."""
+        if _STRUCTLOG.is_configured:
+            return self.log.enabled(_DEBUG)
+        return self._takes(_DEBUG)
 
     @property
     def logs_debug(self) -> bool:
-        """Whether structlog takes debug lines (the history aside)."""
-        return self._debug
+        """Whether the logger takes debug lines (the history aside)."""
+        if _STRUCTLOG.is_configured:
+            return self.log.enabled(_DEBUG)
+        return self._takes(_DEBUG)
 
     def bind(self, history: History | None = None, **fields: Any) -> ActorLog:
         """The same log with ``fields`` bound (and another history, if given)."""
         return ActorLog(self.log.bind(**fields), history or self.history)
 
+    def under(self, module_log: ActorLog) -> ActorLog:
+        """This actor's log (its fields, its history) under the logger name of
+        ``module_log``: a handler's line written in an actor's thread goes to
+        the handler module's logger (``dovecote.rpc.server``), with the
+        actor's identity. The last answer is kept: an actor serves one handler."""
+        last = self._under
+        if last is not None and last[0] is module_log:
+            return last[1]
+        found = (self if module_log.log.name == self.log.name
+                 else ActorLog(self.log.named(module_log.log.name), self.history))
+        self._under = (module_log, found)
+        return found
+
+    # The debug methods ask the stdlib logger inline (the dispatch path makes
+    # four such events per message); :meth:`Logger.enabled` says the same.
     def debug(self, event: str, **fields: Any) -> None:
         if self._ring is not None:
             self._ring.append((_now(), "debug", event, fields))
-        if self._debug:
-            self.log.debug(event, **fields)
+        if (self.log.enabled(_DEBUG) if _STRUCTLOG.is_configured
+                else self._takes(_DEBUG)):
+            self.log.emit(_DEBUG, event, fields, 2)
 
     def debug_fields(self, event: str, fields: dict[str, Any]) -> None:
         """:meth:`debug` with the fields as a dict (kept as it is: one dict
         fewer on the dispatch path)."""
         if self._ring is not None:
             self._ring.append((_now(), "debug", event, fields))
-        if self._debug:
-            self.log.debug(event, **fields)
+        if (self.log.enabled(_DEBUG) if _STRUCTLOG.is_configured
+                else self._takes(_DEBUG)):
+            self.log.emit(_DEBUG, event, fields, 2)
 
     def debug_values(self, event: str, keys: tuple[str, ...], values: tuple[Any, ...]) -> None:
         """:meth:`debug` with the fields as names and values: the cheapest
         record, for the events every message makes."""
         if self._ring is not None:
             self._ring.append((_now(), "debug", event, keys, values))
-        if self._debug:
-            self.log.debug(event, **dict(zip(keys, values, strict=True)))
+        if (self.log.enabled(_DEBUG) if _STRUCTLOG.is_configured
+                else self._takes(_DEBUG)):
+            self.log.emit(_DEBUG, event, dict(zip(keys, values, strict=True)), 2)
+
+    def record_values(self, event: str, keys: tuple[str, ...], values: tuple[Any, ...]) -> None:
+        """A debug event for the history alone (the caller knows the logger
+        does not take debug lines)."""
+        if self._ring is not None:
+            self._ring.append((_now(), "debug", event, keys, values))
 
     def info(self, event: str, **fields: Any) -> None:
         if self._ring is not None:
             self._ring.append((_now(), "info", event, fields))
-        if self._info:
-            self.log.info(event, **fields)
+        log = self.log
+        if log.enabled(_INFO):
+            log.emit(_INFO, event, fields, 2)
 
     def warning(self, event: str, **fields: Any) -> None:
         if self.history is not None:
             self.history.add("warning", event, fields)
-        self.log.warning(event, **fields)
+        log = self.log
+        if log.enabled(_WARNING):
+            log.emit(_WARNING, event, fields, 2)
 
     def error(self, event: str, **fields: Any) -> None:
         if self.history is not None:
             self.history.add("error", event, fields)
-        self.log.error(event, **fields)
+        log = self.log
+        if log.enabled(_ERROR):
+            log.emit(_ERROR, event, fields, 2)
+
+
+class _RecordingLog(ActorLog):
+    """An :class:`ActorLog` with a history: every debug event is recorded, so
+    :attr:`records_debug` is a constant (read once per event per message)."""
+
+    __slots__ = ()
+    records_debug = True
 
 
 _thread = threading.local()
@@ -218,9 +338,11 @@ def set_actor_log(log: ActorLog | None) -> None:
     _thread.log = log
 
 
-def actor_log(default: Any) -> Any:
-    """The log of the actor running in this thread, else ``default``."""
-    return getattr(_thread, "log", None) or default
+def actor_log(default: ActorLog) -> ActorLog:
+    """The log of the actor running in this thread (under ``default``'s
+    logger name, see :meth:`ActorLog.under`), else ``default``."""
+    log: ActorLog | None = getattr(_thread, "log", None)
+    return default if log is None else log.under(default)
 
 
 def configure_logging(

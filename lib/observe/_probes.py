@@ -15,21 +15,26 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._errors import MessagingTimeout
 from ._logging import get_logger
 
 if TYPE_CHECKING:
+    from .._target import Target
     from ._view import ServerView
 
 __all__ = [
     "UNKNOWN",
     "ClientCall",
+    "Delivery",
     "Dispatched",
     "Probe",
+    "Router",
     "Sending",
+    "Source",
     "Started",
+    "Taken",
     "add_probe",
     "client_finished",
     "client_started",
@@ -44,7 +49,7 @@ __all__ = [
     "track_server",
 ]
 
-log = get_logger("dovecote.instrument")
+log = get_logger(__name__)
 
 #: The name a dispatch carries when the request named no method of the
 #: endpoints' table (a label value must never be a raw name from a peer).
@@ -89,27 +94,101 @@ class ClientCall:
     error: BaseException | None = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Source:
+    """What a listener knows of the messages it takes, for probes: the
+    transport's ``messaging.system`` (see :attr:`Router.messaging_system`) and,
+    for an RPC listener, its target's topic (set on each message it takes)."""
+
+    system: str
+    topic: str | None = None
+
+
+class _Taken(Protocol):
+    """A message a listener took, as :meth:`Delivery.of` reads it (a driver's
+    ``IncomingMessage``: this layer names it by what it offers)."""
+
+    message: dict[str, Any]
+    msg_id: str | None
+    source: Source | None
+
+    def route(self) -> tuple[str, str, str]: ...
+
+
+@dataclasses.dataclass(slots=True)
+class Delivery:
+    """One message of a dispatch as probes see it: the trace context it carried
+    (the text entries of its :data:`CONTEXT_KEY` entry; empty if none) and where
+    it came from. ``exchange``, ``routing_key`` and ``queue`` are what the driver
+    knows (``""`` where it does not); ``reply`` says its sender waits for an
+    answer (a call); ``namespace`` and ``event_type`` are the peer's text, only
+    for a request whose method was found, or a notification."""
+
+    carrier: Mapping[str, str]
+    message_id: str | None = None
+    system: str = ""
+    exchange: str = ""
+    routing_key: str = ""
+    queue: str = ""
+    topic: str | None = None
+    reply: bool = False
+    namespace: str | None = None
+    event_type: str | None = None
+
+    @classmethod
+    def of(cls, incoming: _Taken, carrier: Mapping[str, str],
+           message_id: str | None) -> Delivery:
+        """What ``incoming`` tells (made only for probes that set ``wants_deliveries``)."""
+        source = incoming.source
+        exchange, routing_key, queue = incoming.route()
+        message = incoming.message
+        namespace, event_type = message.get("namespace"), message.get("event_type")
+        return cls(
+            carrier, message_id, source.system if source is not None else "", exchange,
+            routing_key, queue, source.topic if source is not None else None,
+            incoming.msg_id is not None,
+            namespace if isinstance(namespace, str) else None,
+            event_type if isinstance(event_type, str) else None)
+
+
+#: What a hook site hands over for each message of a dispatch: the message, the
+#: trace context it carried (see :func:`take_carrier`), the id its events carry.
+Taken = tuple[_Taken, Mapping[str, str], "str | None"]
+
+
+class Router(Protocol):
+    """What a driver tells probes about where it sends (see
+    :class:`dovecote.drivers.base.Driver`)."""
+
+    @property
+    def messaging_system(self) -> str: ...
+
+    def route(self, target: Target) -> tuple[str, str]: ...
+
+
 class Probe:
     """Watches the runtime; every method is optional and cheap. Methods run in
     whatever thread did the work (a worker, an endpoint actor, the caller)."""
+
+    #: Whether :meth:`dispatch_started` needs its ``deliveries`` (made only for
+    #: probes that ask: they cost a little per message); the others get ``()``.
+    wants_deliveries: ClassVar[bool] = False
 
     def received(self, server: ServerView, kind: str, count: int) -> None:
         """The dispatcher of ``server`` got ``count`` messages from a listener."""
 
     def dispatch_started(self, server: ServerView | None, kind: str, name: str,
-                         carriers: Sequence[Mapping[str, str]]) -> Any:
-        """Dispatch of messages that carried these ``carriers`` (the text entries
-        of their :data:`CONTEXT_KEY` context entry; empty if none) begins, in the
-        thread that runs the endpoint. The return value comes back in
-        :meth:`dispatch_finished`."""
+                         deliveries: Sequence[Delivery]) -> Any:
+        """Dispatch of these messages (a batch: several; ``()`` unless the probe
+        sets :attr:`wants_deliveries`) begins, in the thread that runs the
+        endpoint. The return value comes back in :meth:`dispatch_finished`."""
         return None
 
     def dispatch_finished(self, token: Any, dispatched: Dispatched) -> None:
         """A dispatch ended (``token``: what :meth:`dispatch_started` returned,
         ``None`` for messages refused before dispatch began)."""
 
-    def client_started(self, kind: str, topic: str, name: str,
-                       carrier: dict[str, Any]) -> Any:
+    def client_started(self, sending: Sending, carrier: dict[str, Any]) -> Any:
         """A client is about to send; keys put in ``carrier`` travel with the
         message in its context (see :data:`dovecote.observe.tracing.CONTEXT_KEY`)."""
         return None
@@ -175,11 +254,18 @@ def received(server: ServerView, kind: str, count: int) -> None:
 
 
 def dispatch_started(server: ServerView | None, kind: str, name: str,
-                     carriers: Sequence[Mapping[str, str]]) -> Started:
+                     taken: Sequence[Taken]) -> Started:
+    """Tell the probes a dispatch of the ``taken`` messages begins."""
     started: Started = []
+    deliveries: list[Delivery] | None = None
     for probe in probes:
         try:
-            started.append((probe, probe.dispatch_started(server, kind, name, carriers)))
+            given: Sequence[Delivery] = ()
+            if probe.wants_deliveries:
+                if deliveries is None:
+                    deliveries = [Delivery.of(*entry) for entry in taken]
+                given = deliveries
+            started.append((probe, probe.dispatch_started(server, kind, name, given)))
         except Exception as exc:  # noqa: BLE001
             _broken(probe, "dispatch_started", exc)
     return started
@@ -195,7 +281,7 @@ def dispatch_finished(started: Started | None, dispatched: Dispatched) -> None:
             _broken(probe, "dispatch_finished", exc)
 
 
-def client_started(kind: str, topic: str, name: str,
+def client_started(sending: Sending,
                    context: Mapping[str, Any]) -> tuple[Started, Mapping[str, Any]]:
     """Tell the probes a send begins; the context to send (with the carrier's
     entry added if a probe filled it, never changing the caller's mapping)."""
@@ -203,7 +289,7 @@ def client_started(kind: str, topic: str, name: str,
     carrier: dict[str, Any] = {}
     for probe in probes:
         try:
-            started.append((probe, probe.client_started(kind, topic, name, carrier)))
+            started.append((probe, probe.client_started(sending, carrier)))
         except Exception as exc:  # noqa: BLE001
             _broken(probe, "client_started", exc)
     if carrier:
@@ -221,18 +307,25 @@ def client_finished(started: Started, call: ClientCall) -> None:
 
 class Sending:
     """One send the probes watch (made only when some probe is registered):
-    tells them when it starts and how it ends."""
+    tells them when it starts and how it ends. A ``"call"``, ``"cast"`` or
+    ``"notify"`` of ``method`` (the event type of a notification) to ``topic``
+    (a notifier's topics joined by commas), published by ``driver`` to
+    ``target`` (``None`` when it goes to several, or to no transport), with the
+    id the receiver's events will carry (``message_id``)."""
 
-    __slots__ = ("kind", "method", "since", "started", "topic")
+    __slots__ = ("driver", "kind", "message_id", "method", "since", "started", "target",
+                 "topic")
 
-    def __init__(self, kind: str, topic: str, method: str) -> None:
+    def __init__(self, kind: str, topic: str, method: str, *, driver: Router | None = None,
+                 target: Target | None = None, message_id: str | None = None) -> None:
         self.kind, self.topic, self.method = kind, topic, method
+        self.driver, self.target, self.message_id = driver, target, message_id
         self.started: Started = []
         self.since = 0.0
 
     def start(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """The context to send (with the probes' carrier, if any filled it)."""
-        self.started, wire = client_started(self.kind, self.topic, self.method, context)
+        self.started, wire = client_started(self, context)
         self.since = time.monotonic()
         return dict(wire)
 

@@ -12,8 +12,9 @@ server's method label is a method of its endpoints' table or a notification
 priority it handles, else ``"<unknown>"``, never the raw name a request
 carried; the client's ``topic`` and ``method`` labels come from the
 application's own code, and still at most :data:`MAX_CLIENT_LABEL_SETS`
-distinct pairs get their own series (an application that builds names at run
-time would otherwise leak a series per name).
+distinct pairs (and as many topics of what was sent) get their own series (an
+application that builds names at run time would otherwise leak a series per
+name).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BUCKETS", "MAX_CLIENT_LABEL_SETS", "OTHER", "Metrics", "disable", "enable"]
 
-log = get_logger("dovecote.observe.metrics")
+log = get_logger(__name__)
 
 #: Bucket bounds, in seconds, of both histograms: from 100 µs (a whole call on
 #: ``memory://`` takes about that) through the milliseconds of a call over a
@@ -50,12 +51,15 @@ BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
            0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Distinct ``(topic, method)`` label pairs of ``dovecote_rpc_client_call_seconds``
 #: per process; beyond them a call counts under ``method="<other>"`` (and
-#: ``topic="<other>"`` too if its topic was not seen before).
+#: ``topic="<other>"`` too if its topic was not seen before). Also the distinct
+#: topics of ``dovecote_messages_sent``; beyond them, ``topic="<other>"``.
 MAX_CLIENT_LABEL_SETS = 1000
 #: The label value of what the cap above left out.
 OTHER = "<other>"
 #: The server label of a dispatch whose handler serves no server.
 NO_SERVER = "unknown"
+#: The ``kind`` label of ``dovecote_messages_sent`` for each kind of send.
+_SENT_KINDS = {"call": "call", "cast": "cast", "notify": "notification"}
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
@@ -91,6 +95,10 @@ class Metrics(_probes.Probe):
             "dovecote_rpc_client_call_seconds", "Seconds an RPC client's call took, "
             "from sending to its reply or failure.", ["topic", "method", "outcome"],
             buckets=BUCKETS, registry=None)
+        self.messages_sent = Counter(
+            "dovecote_messages_sent", "Calls, casts and notifications clients sent "
+            "(kind), by topic and outcome (for a call: how its reply came).",
+            ["kind", "topic", "outcome"], registry=None)
         self.listener_reconnects = Counter(
             "dovecote_listener_reconnects", "Times a listener got its broker "
             "connection back (transport: the URL scheme).", ["transport"], registry=None)
@@ -111,12 +119,15 @@ class Metrics(_probes.Probe):
         self._call_pairs: set[tuple[str, str]] = set()
         self._call_topics: set[str] = set()
         self._capped: dict[tuple[str, ...], Histogram] = {}
+        self._sent: dict[tuple[str, ...], Counter] = {}
+        self._sent_topics: set[str] = set()
+        self._sent_capped: dict[tuple[str, ...], Counter] = {}
 
     def collectors(self) -> tuple[Any, ...]:
         """What :meth:`register` puts in the registry."""
         return (self.messages_received, self.messages_handled, self.dispatch_seconds,
-                self.call_seconds, self.listener_reconnects, self.notifications_requeued,
-                self.notifications_dead_lettered, self.gauges)
+                self.call_seconds, self.messages_sent, self.listener_reconnects,
+                self.notifications_requeued, self.notifications_dead_lettered, self.gauges)
 
     def register(self) -> None:
         """Put the metrics in the registry (all, or none if one name is taken)."""
@@ -170,6 +181,11 @@ class Metrics(_probes.Probe):
             parked.inc(dispatched.count)
 
     def client_finished(self, token: Any, call: _probes.ClientCall) -> None:
+        key = (_SENT_KINDS.get(call.kind, call.kind), call.topic, call.outcome)
+        sent = self._sent.get(key)
+        if sent is None:
+            sent = self._sent_child(key)
+        sent.inc()
         if call.kind != "call":
             return
         child = self._calls.get((call.topic, call.name, call.outcome))
@@ -191,6 +207,20 @@ class Metrics(_probes.Probe):
             child = self._capped.get(key)
             if child is None:
                 child = _child(self._capped, self.call_seconds, key)
+            return child
+
+    def _sent_child(self, key: tuple[str, str, str]) -> Counter:
+        """The series of a send not seen yet: its own (then cached) while fewer
+        than ``max_client_label_sets`` topics have one, else ``<other>``'s."""
+        kind, topic, outcome = key
+        with self._lock:
+            if topic in self._sent_topics or len(self._sent_topics) < self.max_client_label_sets:
+                self._sent_topics.add(topic)
+                return _child(self._sent, self.messages_sent, key)
+            capped = (kind, OTHER, outcome)
+            child = self._sent_capped.get(capped)
+            if child is None:
+                child = _child(self._sent_capped, self.messages_sent, capped)
             return child
 
     def listener_reconnected(self, transport: str) -> None:

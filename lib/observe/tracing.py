@@ -1,5 +1,6 @@
 """OpenTelemetry traces: a span for every send and every dispatch, one trace
-from the caller through the broker into the endpoint.
+from the caller through the broker into the endpoint, named and described by
+OpenTelemetry's semantic conventions for messaging (RabbitMQ's) and RPC.
 
 :func:`enable` registers a probe (see :mod:`dovecote.observe._probes`) for the
 whole process. A call, cast or notification gets a client span, and its W3C
@@ -9,6 +10,12 @@ see the context, continues the trace with a span around the dispatch, and
 makes it current in the thread that runs the endpoint, so the spans the
 endpoint creates nest under it. With no tracer provider configured (the
 OpenTelemetry API's default) the probe does nothing: no span, no entry.
+
+A call is an RPC: ``CLIENT`` and ``SERVER`` spans named by ``rpc.method``
+(``<topic>/<method>``). A cast or a notification is a message: a ``PRODUCER``
+span ``send <destination>`` and a ``CONSUMER`` span ``process <destination>``,
+the destination named as RabbitMQ's conventions say (``<exchange>:<routing
+key>``, and the queue where it differs), on every transport.
 
 Needs ``opentelemetry-api``: ``pip install 'dovecote[otel]'``.
 """
@@ -43,8 +50,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTEXT_KEY", "ERROR_OUTCOMES", "SYSTEM", "disable", "enable"]
 
-#: ``messaging.system`` and ``rpc.system`` of every span: the protocol
-#: (oslo.messaging's wire format), whichever broker carries it.
+#: ``rpc.system.name`` of the spans of calls and casts: the RPC protocol
+#: (oslo.messaging's), whichever broker carries it. ``messaging.system`` names
+#: the broker: ``rabbitmq``, ``memory``, ``amqp1`` (see the drivers).
 SYSTEM = "oslo_messaging"
 
 #: Server outcomes that are failures of the dispatch (status ``ERROR``).
@@ -97,8 +105,32 @@ def _record(span: trace.Span, exc: BaseException) -> None:
 def _failed(span: trace.Span, error: BaseException | None, outcome: str) -> None:
     if error is not None:
         _record(span, error)
+    span.set_attribute("error.type", _type_name(error) if error is not None else outcome)
     why = describe(error, 200) if error is not None else outcome
     span.set_status(Status(StatusCode.ERROR, why))
+
+
+def _destination(exchange: str, routing_key: str, queue: str = "") -> str:
+    """``messaging.destination.name`` as RabbitMQ's conventions build it:
+    ``<exchange>:<routing key>:<queue>``, an empty part left out and the queue
+    too when it is the routing key; ``amq.default`` when nothing is known."""
+    parts = [part for part in (exchange, routing_key) if part]
+    if queue and queue != routing_key:
+        parts.append(queue)
+    return _clip(":".join(parts)) if parts else "amq.default"
+
+
+def _rpc_method(topic: str | None, namespace: str | None, method: str) -> str:
+    """``rpc.method``, fully qualified: ``<topic>/<method>``, or
+    ``<topic>/<namespace>.<method>`` for a method of a namespace."""
+    name = f"{namespace}.{method}" if namespace else method
+    return _clip(f"{topic}/{name}" if topic else name)
+
+
+def _anonymous(exchange: str, queue: str) -> bool:
+    """A fanout listener's own queue (``<topic>_fanout_<hex>``): named at
+    random, gone with its listener."""
+    return exchange.endswith("_fanout") and queue.startswith(exchange + "_")
 
 
 def _extract(carrier: Mapping[str, str]) -> Context:
@@ -143,13 +175,15 @@ def _drop_stale() -> None:
     if stale is None:
         return
     if stale.span.is_recording():
-        stale.span.set_attribute("dovecote.outcome", "unreported")
+        stale.span.set_attributes({"dovecote.outcome": "unreported", "error.type": "unreported"})
         stale.span.set_status(Status(StatusCode.ERROR, "the dispatch ended without a report"))
     _end(stale)
 
 
 class _TracingProbe(_probes.Probe):
     """Spans for sends and dispatches; nothing while no tracer provider is set."""
+
+    wants_deliveries = True
 
     def __init__(self, provider: trace.TracerProvider | None) -> None:
         self.provider = provider
@@ -167,22 +201,36 @@ class _TracingProbe(_probes.Probe):
         return cached[1]
 
     # -- clients ----------------------------------------------------------------
-    def client_started(self, kind: str, topic: str, name: str,
-                       carrier: dict[str, Any]) -> Any:
+    def client_started(self, sending: _probes.Sending, carrier: dict[str, Any]) -> Any:
         tracer = self.tracer()
         if tracer is None:
             return None
+        kind, driver, target = sending.kind, sending.driver, sending.target
         attributes: dict[str, str] = {
-            "messaging.system": SYSTEM, "messaging.operation.type": "send",
-            "messaging.operation.name": kind, "messaging.destination.name": _clip(topic),
-        }
+            "messaging.operation.type": "send", "messaging.operation.name": "send"}
+        system = destination = ""
+        if driver is not None:
+            system = attributes["messaging.system"] = driver.messaging_system
+            if target is not None:
+                exchange, key = driver.route(target)
+                destination = attributes["messaging.destination.name"] = _destination(
+                    exchange, key)
+                if system == "rabbitmq" and key:
+                    attributes["messaging.rabbitmq.destination.routing_key"] = _clip(key)
+        if sending.message_id:
+            attributes["messaging.message.id"] = _clip(sending.message_id)
         if kind == "notify":
-            attributes["dovecote.event_type"] = _clip(name)
+            attributes["dovecote.event_type"] = _clip(sending.method)
+            name = f"send {destination}" if destination else "send"
         else:
-            attributes["rpc.system"] = SYSTEM
-            attributes["rpc.method"] = _clip(name)
+            attributes["rpc.system.name"] = SYSTEM
+            method = attributes["rpc.method"] = _rpc_method(
+                sending.topic, target.namespace if target is not None else None,
+                sending.method)
+            name = method if kind == "call" else (
+                f"send {destination}" if destination else "send")
         span = tracer.start_span(
-            f"{kind} {_clip(name)}", kind=SpanKind.CLIENT if kind == "call" else SpanKind.PRODUCER,
+            name, kind=SpanKind.CLIENT if kind == "call" else SpanKind.PRODUCER,
             attributes=attributes)
         # A sampled-out span still has a valid context: it travels, so the
         # server follows the same sampling decision.
@@ -205,39 +253,75 @@ class _TracingProbe(_probes.Probe):
 
     # -- servers ----------------------------------------------------------------
     def dispatch_started(self, server: ServerView | None, kind: str, name: str,
-                         carriers: Sequence[Mapping[str, str]]) -> Any:
+                         deliveries: Sequence[_probes.Delivery]) -> Any:
         _drop_stale()
         tracer = self.tracer()
         if tracer is None:
             return None
         parent, links = _ROOT, None
-        if len(carriers) == 1:
-            parent = _extract(carriers[0])
-        elif carriers:  # a batch: no single parent, a link to each message's context
-            contexts = (trace.get_current_span(_extract(c)).get_span_context()
-                        for c in carriers[:_MAX_LINKS])
+        if len(deliveries) == 1:
+            parent = _extract(deliveries[0].carrier)
+        elif deliveries:  # a batch: no single parent, a link to each message's context
+            contexts = (trace.get_current_span(_extract(d.carrier)).get_span_context()
+                        for d in deliveries[:_MAX_LINKS])
             links = [Link(found) for found in contexts if found.is_valid]
-        attributes: dict[str, str | int] = {
-            "messaging.system": SYSTEM, "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
+        attributes: dict[str, str | int | bool] = {
+            "messaging.operation.type": "process", "messaging.operation.name": "process",
         }
+        where = self._where(deliveries, attributes)
+        first = deliveries[0] if deliveries else None
+        single = first if len(deliveries) == 1 else None
+        if single is not None and single.message_id:
+            attributes["messaging.message.id"] = _clip(single.message_id)
+        if len(deliveries) > 1:
+            attributes["messaging.batch.message_count"] = len(deliveries)
+        span_name = f"process {where}" if where else "process"
+        span_kind = SpanKind.CONSUMER
         if kind == "rpc":
-            attributes["rpc.system"] = SYSTEM
-            attributes["rpc.method"] = name
+            attributes["rpc.system.name"] = SYSTEM
+            attributes["rpc.method"] = method = _rpc_method(
+                first.topic if first is not None else None,
+                first.namespace if first is not None else None, name)
+            if single is not None and single.reply:  # a call: the caller waits
+                span_name, span_kind = method, SpanKind.SERVER
         else:
             attributes["dovecote.priority"] = name
+            if single is not None and single.event_type is not None:
+                attributes["dovecote.event_type"] = _clip(single.event_type)
         if server is not None:
             attributes["dovecote.server"] = _clip(server.name)
-        if len(carriers) > 1:
-            attributes["messaging.batch.message_count"] = len(carriers)
-        span = tracer.start_span(
-            f"process {name}", context=parent,
-            kind=SpanKind.SERVER if kind == "rpc" else SpanKind.CONSUMER,
-            attributes=attributes, links=links)
+        span = tracer.start_span(span_name, context=parent, kind=span_kind,
+                                 attributes=attributes, links=links)
         # The extracted context (its baggage too) with the span, current here.
         dispatch = _Dispatch(span, otel_context.attach(trace.set_span_in_context(span, parent)))
         _attached.dispatch = dispatch
         return dispatch
+
+    @staticmethod
+    def _where(deliveries: Sequence[_probes.Delivery],
+               attributes: dict[str, str | int | bool]) -> str:
+        """Put the system and destination the messages share in ``attributes``;
+        the destination a span name shows (its template for a listener's own
+        fanout queue), or ``""``."""
+        systems = {d.system for d in deliveries}
+        if len(systems) != 1 or "" in systems:
+            return ""
+        (system,) = systems
+        attributes["messaging.system"] = system
+        routes = {(d.exchange, d.routing_key, d.queue) for d in deliveries}
+        if len(routes) != 1:
+            return ""
+        ((exchange, key, queue),) = routes
+        if not (exchange or key or queue):
+            return ""
+        name = attributes["messaging.destination.name"] = _destination(exchange, key, queue)
+        if system == "rabbitmq" and key:
+            attributes["messaging.rabbitmq.destination.routing_key"] = _clip(key)
+        if _anonymous(exchange, queue):
+            attributes["messaging.destination.anonymous"] = True
+            attributes["messaging.destination.temporary"] = True
+            name = attributes["messaging.destination.template"] = _destination(exchange, key)
+        return name
 
     def dispatch_finished(self, token: Any, dispatched: _probes.Dispatched) -> None:
         if not isinstance(token, _Dispatch):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RPCClient", "get_rpc_client"]
 
-log = get_logger("dovecote.rpc")
+log = get_logger(__name__)
 _NOT_SET: Any = object()
 
 
@@ -152,7 +152,11 @@ class RPCClient:
         context, message = self._message(ctxt, method, kwargs)
         opts = self._options
         if _probes.probes:
-            probe = _probes.Sending("cast", str(opts.target.topic), method)
+            # The id the server's events will carry, known here for the trace.
+            message["_unique_id"] = unique_id = _wire.new_id()
+            probe = _probes.Sending("cast", str(opts.target.topic), method,
+                                    driver=self.transport.driver, target=opts.target,
+                                    message_id=unique_id)
             context = probe.start(context)
             try:
                 self.transport.driver.send(opts.target, context, message, retry=opts.retry,
@@ -179,7 +183,9 @@ class RPCClient:
         )
         probe = wire_context = None
         if _probes.probes:
-            probe = _probes.Sending("call", str(opts.target.topic), method)
+            probe = _probes.Sending("call", str(opts.target.topic), method,
+                                    driver=self.transport.driver, target=opts.target,
+                                    message_id=pending.msg_id)
             wire_context = probe.start(context)
         driver = self.transport.driver
         driver.expect_reply(pending)
@@ -264,6 +270,24 @@ class RPCClient:
         return future
 
 
-def get_rpc_client(transport: Transport, target: Target, **kwargs: Any) -> RPCClient:
-    """An :class:`RPCClient` (keyword options as for its constructor)."""
-    return RPCClient(transport, target, **kwargs)
+def get_rpc_client(
+    transport: Transport, target: Target, *, timeout: float | None = None,
+    version_cap: str | None = None, serializer: Serializer | None = None,
+    retry: int | None = None, call_monitor_timeout: float | None = None,
+    transport_options: Mapping[str, Any] | None = None,
+) -> RPCClient:
+    """An :class:`RPCClient` sending to ``target`` over ``transport``.
+
+    ``timeout``: seconds a ``call`` waits for its answer (``None``: forever);
+    ``version_cap``: the highest version requests may ask for;
+    ``serializer``: turns arguments, results and the context into JSON values;
+    ``retry``: how often a failed send is retried (``None`` or -1: until it
+    is sent, 0: never);
+    ``call_monitor_timeout``: seconds of server silence a call tolerates (the
+    server sends heartbeats meanwhile); ``transport_options``: per-send driver
+    options (``{"at_least_once": True}``: an unroutable call fails at once).
+    """
+    return RPCClient(transport, target, timeout=timeout, version_cap=version_cap,
+                     serializer=serializer, retry=retry,
+                     call_monitor_timeout=call_monitor_timeout,
+                     transport_options=transport_options)

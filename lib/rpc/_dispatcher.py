@@ -30,11 +30,11 @@ from .._endpoints import (
 )
 from .._errors import NoSuchMethod, UnsupportedVersion
 from .._serializer import NoOpSerializer, Serializer
-from ..observe._control import CONTROL_NAMESPACE, is_control_endpoint
+from ..observe._control import CONTROL_NAMESPACE, Exposed, is_control_endpoint
 from ..observe._fields import clip
 from ._client import version_is_compatible
 
-__all__ = ["BadRequest", "Found", "RPCDispatcher", "Route"]
+__all__ = ["BadRequest", "Found", "RPCDispatcher", "Route", "WrongArguments"]
 
 #: The longest namespace or version a request may name (they key caches).
 _MAX_NAME = 255
@@ -44,6 +44,12 @@ _PLACES_SHOWN = 5
 
 class BadRequest(ValueError):
     """A request that is well-formed JSON but not a valid RPC request."""
+
+
+class WrongArguments(TypeError):
+    """The request's arguments do not fit the method: the caller's fault, so
+    the server logs one warning without a traceback (the caller gets a
+    ``TypeError`` with this text)."""
 
 
 class Found(NamedTuple):
@@ -77,21 +83,25 @@ class Route:
         try:
             return self.func(*actor, self.ctxt, **self.args)
         except TypeError as exc:
-            raise _argument_error(self, 1 + len(actor), exc) from exc
+            wrong = _argument_error(self, 1 + len(actor), exc)
+            if wrong is None:
+                raise  # the method's own TypeError, with its traceback alone
+            raise wrong from None  # the caller's fault: no traceback of dovecote's call
 
 
-def _argument_error(route: Route, skip: int, exc: TypeError) -> TypeError:
+def _argument_error(route: Route, skip: int, exc: TypeError) -> WrongArguments | None:
     """Reword a ``TypeError`` raised by the call itself (not inside the method);
-    the method's first ``skip`` parameters are not RPC arguments."""
+    the method's first ``skip`` parameters are not RPC arguments. ``None``:
+    the method raised it, or what is wrong cannot be told."""
     if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
-        return exc
+        return None
     method, args = route.method, route.args
     try:
         params = list(inspect.signature(route.func).parameters.values())[skip:]
     except (TypeError, ValueError):
-        return exc
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return exc
+        return None
     names = {p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
     unexpected = sorted(set(args) - names)
     missing = [p.name for p in params if p.default is inspect.Parameter.empty
@@ -99,10 +109,10 @@ def _argument_error(route: Route, skip: int, exc: TypeError) -> TypeError:
     problems = ([f"unexpected {', '.join(map(clip, unexpected[:10]))}"] if unexpected else []) + (
         [f"missing {', '.join(map(repr, missing))}"] if missing else [])
     if not problems:
-        return exc
+        return None
     accepted = ", ".join(sorted(names)) or "no arguments"
-    return TypeError(f"wrong arguments for RPC method {method!r}: {'; '.join(problems)} "
-                     f"(it takes {accepted})")
+    return WrongArguments(f"wrong arguments for RPC method {method!r}: "
+                          f"{'; '.join(problems)} (it takes {accepted})")
 
 
 class RPCDispatcher:
@@ -125,6 +135,9 @@ class RPCDispatcher:
         self._places: dict[bool, dict[str, list[tuple[str | None, str]]]] = {False: {}, True: {}}
         #: Whether any endpoint is an actor (only then does the hub look requests up).
         self.has_actors = False
+        #: The application's endpoints with the methods the policy exposes (what
+        #: the control endpoint's ``describe`` shows; not the control endpoints).
+        self.exposed: list[Exposed] = []
         for endpoint in self.endpoints:
             target = endpoint_target(endpoint)
             version = target.version or "1.0"
@@ -134,6 +147,10 @@ class RPCDispatcher:
                 install_invoker(ref)
                 self.has_actors = True
             methods = endpoint_methods(endpoint, policy)
+            if not control:
+                self.exposed.append(Exposed(
+                    (ref.actor_class if ref is not None else type(endpoint)).__name__,
+                    target, methods, ref is not None))
             for namespace in target.accepted_namespaces:
                 self._versions[control].setdefault(namespace, []).append(version)
                 for name, func in methods.items():

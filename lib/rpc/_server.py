@@ -30,7 +30,7 @@ from ..observe import _probes
 from ..observe._control import ControlEndpoint, PingEndpoint
 from ..observe._fields import clip, describe, elapsed_ms, log_field
 from ..observe._logging import ActorLog, History, actor_log, get_logger
-from ._dispatcher import BadRequest, Found, RPCDispatcher
+from ._dispatcher import BadRequest, Found, RPCDispatcher, WrongArguments
 
 if TYPE_CHECKING:
     from .._target import Target
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RPCHandler", "get_rpc_server"]
 
-log = get_logger("dovecote.rpc")
+log = get_logger(__name__)
 #: The fields of the two events every request makes.
 _STARTED = ("msg_id", "method")
 _OK = ("msg_id", "method", "duration_ms", "outcome")
@@ -161,7 +161,8 @@ class RPCHandler(Handler):
         self._started(call, actor_log(self.log))
         carrier = _probes.take_carrier(incoming.ctxt)
         if _probes.probes:
-            call.probed = _probes.dispatch_started(self.owner, "rpc", found.method, (carrier,))
+            call.probed = _probes.dispatch_started(
+                self.owner, "rpc", found.method, ((incoming, carrier, trace_id(incoming)),))
         try:
             route = self.dispatcher.prepare_call(found, incoming.ctxt)
         except BaseException as exc:  # noqa: BLE001 - the serializer's error goes to the caller
@@ -187,8 +188,8 @@ class RPCHandler(Handler):
             self._started(call, logger)
             carrier = _probes.take_carrier(call.incoming.ctxt)
             if _probes.probes:
-                call.probed = _probes.dispatch_started(
-                    self.owner, "rpc", found.method, (carrier,))
+                call.probed = _probes.dispatch_started(self.owner, "rpc", found.method, (
+                    (call.incoming, carrier, trace_id(call.incoming)),))
             stage.append("deserialize")
             route = self.dispatcher.prepare_call(found, call.incoming.ctxt)
             call.ctxt = route.ctxt
@@ -259,7 +260,7 @@ class RPCHandler(Handler):
                         log.debug("dispatch.ok", **call.fields(), outcome="ok")
                     else:  # the history alone: the cheapest record
                         found = call.found
-                        log.debug_values("dispatch.ok", _OK, (
+                        log.record_values("dispatch.ok", _OK, (
                             trace_id(incoming),
                             found.method if isinstance(found, Found) else call.method,
                             elapsed_ms(call.started), "ok"))
@@ -267,6 +268,12 @@ class RPCHandler(Handler):
         fields = call.fields()
         if stage != "endpoint":
             fields["stage"] = stage
+        if isinstance(exc, WrongArguments):  # the caller's fault: one warning, as _reject
+            answer = TypeError(str(exc))
+            log.warning("dispatch.failed", **fields, outcome="rejected", error=str(exc))
+            self._reply_failure(incoming, answer, traceback=False, log=log)
+            self._report(call, "rejected", error=answer)
+            return False
         if isinstance(exc, ExpectedException):
             exc = exc.exc_info[1]
             outcome = "expected_error"
@@ -376,5 +383,6 @@ def get_rpc_server(
     )
     if control_endpoint is not None:
         control_endpoint.server = server
+        control_endpoint.exposed = dispatcher.exposed
     server.listen(transport, target)
     return server

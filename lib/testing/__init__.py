@@ -12,7 +12,10 @@
   path (policy, namespace, version, serializer, JSON, error rebuilding)
   without a transport;
 * :class:`SentNotifications`: what the ``test`` notifier driver kept;
-* :func:`unique_topic`: a topic no other test uses.
+* :func:`unique_topic`: a topic no other test uses; :func:`forget_topic`
+  deletes its queues;
+* :class:`DeclaredQueues`: the queues a transport declared that were not on
+  the broker before, deleted after the test.
 
 The pytest plugin (``dovecote.testing._plugin``, registered as an entry point)
 adds the fixtures ``dovecote_url``, ``dovecote_transport``, ``dovecote_topic``
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING
 from ..notify._listener import PRIORITIES
 from ._call import call_endpoint
 from ._notifications import SentNotification, SentNotifications
+from ._queues import DeclaredQueues
 from ._wait import Handled, Mark, Waiter, mark, wait_for
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from ..actors import MessageHandlingServer
 
 __all__ = [
+    "DeclaredQueues",
     "Handled",
     "Mark",
     "Running",

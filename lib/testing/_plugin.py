@@ -5,7 +5,10 @@ Fixtures, all named ``dovecote_*``:
 * ``dovecote_url``: ``memory://dovecote-<unique>`` per test, or the URL given
   with ``--dovecote-url=URL`` (else the environment variable
   ``DOVECOTE_TEST_URL``): the same tests then run on a real broker;
-* ``dovecote_transport``: a transport on that URL, cleaned up after the test;
+* ``dovecote_transport``: a transport on that URL, cleaned up after the test,
+  and the queues it declared that did not exist before (servers' topic and
+  server queues, notification queues and pools, dead-letter queues) deleted
+  from the broker (see :class:`dovecote.testing.DeclaredQueues`);
 * ``dovecote_topic``: a topic no other test uses, its queues deleted after
   the test (see :func:`dovecote.testing.forget_topic`);
 * ``dovecote_notifications``: what the ``test`` notifier driver kept during
@@ -19,23 +22,23 @@ the server's event history shows the call handled, since the server started
 or since ``since=dovecote.testing.mark(server)``). A ``wait_for`` used the
 wrong way fails the test with a clear error; it never passes silently.
 
-Loading the plugin imports dovecote (not the drivers' client libraries) and
-nothing else; it defines no autouse fixture, so other test suites in the same
-environment are not affected.
+Loading the plugin imports dovecote's core (not the drivers' client libraries,
+nor its command line) and nothing else; it defines no autouse fixture, so
+other test suites in the same environment are not affected.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import pytest
 
-from .._transport import Transport
+from .._transport import Transport, get_transport
 from .._url import TransportURL, mask_url
-from ..cli._support import open_transport
-from . import SentNotifications, forget_topic, unique_topic
+from . import DeclaredQueues, SentNotifications, forget_topic, unique_topic
 
 __all__ = [
     "dovecote_notifications",
@@ -84,9 +87,27 @@ def dovecote_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def dovecote_transport(dovecote_url: str) -> Iterator[Transport]:
-    """A transport on ``dovecote_url``, cleaned up after the test."""
-    with open_transport(dovecote_url) as transport:
+    """A transport on ``dovecote_url``, cleaned up after the test; then the
+    queues it declared that were not there before are deleted from the broker
+    (through a transport of their own, once the test's transport has closed
+    its listeners: a server the test left running does not declare them again)."""
+    transport = get_transport(dovecote_url)
+    try:
+        declared = DeclaredQueues(transport)
         yield transport
+    finally:
+        transport.cleanup()
+    if not declared.names:
+        return
+    cleaner = get_transport(dovecote_url)
+    try:
+        failed = declared.delete(cleaner)
+    finally:
+        cleaner.cleanup()
+    if failed:
+        warnings.warn(pytest.PytestWarning(
+            f"dovecote_transport could not delete {len(failed)} queue(s) it declared on "
+            f"{transport.url}: {'; '.join(failed)}"), stacklevel=1)
 
 
 @pytest.fixture

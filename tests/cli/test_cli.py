@@ -35,8 +35,8 @@ _SCRIPT = Path(sys.executable).with_name("dovecote")
 DOVECOTE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dovecote.cli._main"]
 PASSWORD = "pa55-S3CRET"
 UNREACHABLE = f"rabbit://guest:{PASSWORD}@127.0.0.1:1/"
-SUBCOMMANDS = ["call", "cast", "notify", "listen", "serve", "ping", "actors", "events", "logs",
-               "url", "dead-letters"]
+SUBCOMMANDS = ["call", "cast", "notify", "listen", "serve", "servers", "describe", "ping",
+               "actors", "events", "logs", "url", "dead-letters"]
 
 
 def dovecote_cli(*args: str, timeout: float = 40) -> subprocess.CompletedProcess[str]:
@@ -165,8 +165,9 @@ def test_serve_names_itself_after_the_host_and_logs_at_info(level: str | None) -
     ready = server.stderr_line(lambda line: line.startswith("serving "))
     assert ready.startswith(f"serving t.{os.uname().nodename} on memory://solo ")
     assert server.stop(signal.SIGTERM) == 0
-    started = any('"server.started"' in line for line in server.rest_of_stderr())
-    assert started == (level is None)
+    started = [line for line in server.rest_of_stderr() if "server.started" in line]
+    assert bool(started) == (level is None)
+    assert not any(line.startswith("{") for line in started)  # readable, not JSON
 
 
 def test_a_bad_log_level_is_bad_input() -> None:
@@ -411,8 +412,9 @@ def test_ping_prints_round_trip_times(served: tuple[str, str]) -> None:
     done = dovecote_cli("ping", url, topic, "--server", "s1", "--count", "2")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.startswith(f"pong from {topic}.s1: ") for line in lines[:2]] == [True, True]
+    assert [line.startswith(f"pong from {topic}.s1 (") for line in lines[:2]] == [True, True]
     assert lines[2].startswith("2 pong(s): min ")
+    assert all(f"{topic}.s1 (host {os.uname().nodename}, pid " in line for line in lines[:2])
     scripted = json.loads(dovecote_cli("ping", url, topic, "--json").stdout)
     assert len(scripted["rtt_ms"]) == 3
     assert scripted["min_ms"] <= scripted["avg_ms"] <= scripted["max_ms"]
@@ -422,7 +424,8 @@ def test_actors_prints_a_table(served: tuple[str, str]) -> None:
     url, topic = served
     done = dovecote_cli("actors", url, topic, "--server", "s1")
     assert done.returncode == 0, done.stderr
-    header, *rows = done.stdout.splitlines()
+    who, header, *rows = done.stdout.splitlines()
+    assert who.startswith(f"actors of {topic}.s1")
     assert header.split() == ["KIND", "ACTOR", "TARGET", "ALIVE", "MAILBOX", "HANDLED",
                               "FAILED", "URN"]
     kinds = [row.split()[0] for row in rows]
@@ -454,7 +457,8 @@ def test_events_show_what_the_actors_did(served: tuple[str, str]) -> None:
     assert workers
     assert {e["kind"] for e in workers} == {"worker"}
     human = dovecote_cli("events", url, topic, "--server", "s1", "--limit", "5")
-    assert len(human.stdout.splitlines()) == 5
+    assert len(human.stdout.splitlines()) == 6
+    assert human.stdout.startswith(f"events of {topic}.s1:\n")
 
 
 def test_events_follow_prints_new_events_until_ctrl_c(served: tuple[str, str]) -> None:
@@ -489,9 +493,9 @@ def test_notify_and_listen_in_a_pool_of_its_own(bus: str, topic: str) -> None:
     try:
         with running(listener):
             listening = Background("listen", bus, "--topic", topic, "--json")
-            ready = listening.stderr_line(lambda line: line.startswith("listening to "))
-            assert "its own queue, removed on exit" in ready
-            pool = ready.split(" in pool ")[1].split()[0]
+            ready = json.loads(listening.stderr_line(lambda line: "cli.listening" in line))
+            assert "its own queue, removed on exit" in ready["message"]
+            pool = ready["pool"]
             done = dovecote_cli("notify", bus, "thing.happened", "--topic", topic, "--priority",
                                 "warning", "--payload", '{"n": 1}', "--publisher-id", "cli")
             assert done.returncode == 0, done.stderr
@@ -503,7 +507,9 @@ def test_notify_and_listen_in_a_pool_of_its_own(bus: str, topic: str) -> None:
             assert seen["publisher_id"] == "cli"
             assert real.got.get(timeout=PATIENCE) == "thing.happened"  # not stolen
             assert listening.stop() == 0
-            assert f"removed pool {pool}" in listening.rest_of_stderr()
+            removed = [json.loads(line) for line in listening.rest_of_stderr()]  # all JSON
+            assert {"event": "cli.pool_removed", "pool": pool} in [
+                {k: r.get(k) for k in ("event", "pool")} for r in removed]
     finally:
         transport.cleanup()
     if bus.startswith("rabbit"):
@@ -516,14 +522,15 @@ def test_notify_and_listen_in_a_pool_of_its_own(bus: str, topic: str) -> None:
 def test_listen_only_the_priorities_asked_for(rabbitmq: str, topic: str) -> None:
     listening = Background("listen", rabbitmq, "--topic", topic, "--priority", "error")
     listening.stderr_line(lambda line: line.startswith("listening to "))
-    for priority in ("info", "error"):
+    for priority in ("info", "error"):  # only listen's own pool: no <topic>.<priority> queue
         assert dovecote_cli("notify", rabbitmq, f"x.{priority}", "--topic", topic,
-                            "--priority", priority).returncode == 0
+                            "--priority", priority, "--allow-unroutable").returncode == 0
     line = listening.stdout_line()
     assert "x.error" in line
     assert "error" in line.split()
     assert listening.stop(signal.SIGTERM) == 0
     assert listening.out.empty()
+    delete_queues(rabbitmq, f"{topic}.info", f"{topic}.error")
 
 
 @pytest.mark.parametrize("executor", ["threading", "blocking"])
@@ -539,7 +546,7 @@ def test_serve_stops_gracefully_on_sigterm_and_ctrl_c(rabbitmq: str, topic: str,
         assert dovecote_cli("ping", rabbitmq, topic, "--count", "1").returncode == 0
         assert server.stop(sig) == 0
         logged = server.rest_of_stderr()
-        assert any('"server.stopped"' in line for line in logged)
+        assert any("server.stopped" in line for line in logged)
         assert not any("Traceback" in line for line in logged)
     delete_queues(rabbitmq, topic, f"{topic}.s1")
 

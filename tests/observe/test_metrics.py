@@ -184,6 +184,12 @@ def test_calls_casts_failures_and_a_timeout_are_counted(
                           series(registry, "dovecote_rpc_client_call_seconds")}
         assert "note" not in client_methods  # casts are not calls
         assert not series(registry, "dovecote_listener_reconnects")
+        # Everything the client sent, by kind, topic and outcome (no method label).
+        sent = {(s["kind"], s["outcome"]): value(registry, "dovecote_messages_sent_total", **s)
+                for s in series(registry, "dovecote_messages_sent")
+                if s["topic"] == topic and s.keys() == {"kind", "topic", "outcome"}}
+        assert sent == {("call", "ok"): 3, ("cast", "ok"): 2, ("call", "remote_error"): 3,
+                        ("call", "timeout"): 1}
 
 
 # -- notifications ----------------------------------------------------------------------------
@@ -210,6 +216,8 @@ def test_requeues_and_dead_letters_are_counted(
         notifier = dovecote.Notifier(transport, publisher_id="p", topics=[topic])
         notifier.info({}, "e", "fine")
         notifier.info({}, "e", "poison")  # requeued once, then dead-lettered
+        assert value(registry, "dovecote_messages_sent_total", kind="notification",
+                     topic=topic, outcome="ok") == 2
         assert sorted(picky.seen.wait_for(3)) == ["fine", "poison", "poison"]
         # a body with a priority nobody handles: parked under <unknown>, not its name
         inject(transport, f"{topic}.info", envelope({
@@ -453,6 +461,28 @@ def test_client_labels_are_capped(topic: str, registry: CollectorRegistry) -> No
              for s in series(registry, "dovecote_rpc_client_call_seconds")}
     assert pairs == {(topic, "echo"), (topic, "made_up_0"), (topic, "<other>"),
                      ("<other>", "<other>")}
+
+
+def test_sent_topics_are_capped_and_a_failed_send_counts(
+        topic: str, registry: CollectorRegistry) -> None:
+    """Topics beyond ``max_client_label_sets`` count under ``<other>``; a send
+    the transport refuses counts as ``error``."""
+    probe = metrics.enable(registry)  # enabled already: the same probe
+    probe.max_client_label_sets = 2
+    transport = dovecote.get_transport(f"memory://{topic}")
+    for n in range(4):  # casts need no server on memory://
+        dovecote.get_rpc_client(transport, Target(topic=f"{topic}{n}")).cast({}, "m")
+    dovecote.get_rpc_client(transport, Target(topic=f"{topic}0")).cast({}, "m")
+    transport.cleanup()
+    with pytest.raises(dovecote.MessageDeliveryFailure):
+        dovecote.Notifier(transport, "p", topics=[f"{topic}0"]).info({}, "e", {})
+    name = "dovecote_messages_sent_total"
+    assert value(registry, name, kind="cast", topic=f"{topic}0", outcome="ok") == 2
+    assert value(registry, name, kind="cast", topic=f"{topic}1", outcome="ok") == 1
+    assert value(registry, name, kind="cast", topic="<other>", outcome="ok") == 2
+    assert value(registry, name, kind="notification", topic=f"{topic}0", outcome="error") == 1
+    assert {s["topic"] for s in series(registry, "dovecote_messages_sent")} == {
+        f"{topic}0", f"{topic}1", "<other>"}
 
 
 def test_a_dispatch_without_a_server(registry: CollectorRegistry) -> None:

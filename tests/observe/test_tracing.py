@@ -1,6 +1,8 @@
 """dovecote.tracing: one trace from the caller through the broker into the
 endpoint, on memory:// and the real RabbitMQ, with the OpenTelemetry SDK
-(an explicit provider: the global one is never set in this process)."""
+(an explicit provider: the global one is never set in this process); span
+names and attributes by OpenTelemetry's messaging (RabbitMQ) and RPC
+conventions (more of them in test_semconv_spans.py)."""
 
 from __future__ import annotations
 
@@ -48,19 +50,26 @@ class Exporter(InMemorySpanExporter):
             self.cond.notify_all()
         return result
 
-    def span(self, name: str, count: int = 1) -> list[ReadableSpan]:
-        """The spans called ``name`` once ``count`` of them ended."""
+    def span(self, name: str, count: int = 1, kind: SpanKind | None = None
+             ) -> list[ReadableSpan]:
+        """The spans called ``name`` (of ``kind``) once ``count`` of them ended."""
         def found() -> list[ReadableSpan]:
-            return [s for s in self.get_finished_spans() if s.name == name]
+            return [s for s in self.get_finished_spans()
+                    if s.name == name and kind in (None, s.kind)]
         with self.cond:
             assert self.cond.wait_for(lambda: len(found()) >= count, PATIENCE), (
                 f"{count} {name!r} span(s) expected; ended: "
-                f"{[s.name for s in self.get_finished_spans()]}")
+                f"{[(s.name, s.kind.name) for s in self.get_finished_spans()]}")
         return found()
 
-    def one(self, name: str) -> ReadableSpan:
-        (span,) = self.span(name)
+    def one(self, name: str, kind: SpanKind | None = None) -> ReadableSpan:
+        (span,) = self.span(name, kind=kind)
         return span
+
+    def call(self, method: str) -> tuple[ReadableSpan, ReadableSpan]:
+        """The client and the server span of a call (both named ``method``,
+        the fully qualified ``rpc.method``)."""
+        return self.one(method, SpanKind.CLIENT), self.one(method, SpanKind.SERVER)
 
 
 @pytest.fixture
@@ -92,6 +101,18 @@ def transport(request: pytest.FixtureRequest, unique: str, topic: str) -> Iterat
 
 
 memory_only = pytest.mark.parametrize("transport", ["memory"], indirect=True)
+
+
+def system_of(transport: Any) -> dict[str, str]:
+    """``messaging.system`` of a transport's spans."""
+    return {"messaging.system": "memory" if transport.url.scheme == "memory" else "rabbitmq"}
+
+
+def routed(transport: Any, key: str) -> dict[str, str]:
+    """The routing-key attribute, which only RabbitMQ's spans carry."""
+    if transport.url.scheme == "memory":
+        return {}
+    return {"messaging.rabbitmq.destination.routing_key": key}
 
 
 class Worker:
@@ -137,21 +158,25 @@ def test_a_call_is_one_trace_from_the_caller_into_the_endpoint(
         client = dovecote.get_rpc_client(transport, Target(topic=topic), timeout=10)
         with provider.get_tracer("test").start_as_current_span("caller") as caller:
             assert client.call({"user": "u-1"}, "work", value=7) == 7
-    call, server, inner = spans.one("call work"), spans.one("process work"), spans.one("inner")
-    assert call.kind is SpanKind.CLIENT
+    call, server = spans.call(f"{topic}/work")
+    inner = spans.one("inner")
     assert child_of(call, caller)
-    assert server.kind is SpanKind.SERVER
     assert child_of(server, call)
     assert server.parent.is_remote
     assert child_of(inner, server)  # spans the endpoint makes nest under the server's
+    msg_id = call.attributes["messaging.message.id"]
     assert call.attributes == {
-        "messaging.system": "oslo_messaging", "messaging.operation.type": "send",
-        "messaging.operation.name": "call", "messaging.destination.name": topic,
-        "rpc.system": "oslo_messaging", "rpc.method": "work", "dovecote.outcome": "ok"}
+        **system_of(transport), "messaging.operation.type": "send",
+        "messaging.operation.name": "send", "messaging.destination.name": f"openstack:{topic}",
+        **routed(transport, topic), "messaging.message.id": msg_id,
+        "rpc.system.name": "oslo_messaging", "rpc.method": f"{topic}/work",
+        "dovecote.outcome": "ok"}
     assert server.attributes == {
-        "messaging.system": "oslo_messaging", "messaging.operation.type": "process",
-        "messaging.operation.name": "process", "rpc.system": "oslo_messaging",
-        "rpc.method": "work", "dovecote.server": "s1", "dovecote.outcome": "ok"}
+        **system_of(transport), "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": f"openstack:{topic}", **routed(transport, topic),
+        "messaging.message.id": msg_id, "rpc.system.name": "oslo_messaging",
+        "rpc.method": f"{topic}/work", "dovecote.server": "s1", "dovecote.outcome": "ok"}
     assert call.status.status_code is server.status.status_code is StatusCode.UNSET
     assert worker.seen.get(timeout=PATIENCE) == ({"user": "u-1"}, None)  # no trace entry
 
@@ -173,21 +198,36 @@ def test_a_cast_and_a_notification_are_producer_spans_their_consumers_children(
             {"a": 1}, "thing.done", {})
         assert seen.wait_for(1)[0][0] == {"a": 1}
         worker.seen.get(timeout=PATIENCE)
-    cast, processed = spans.one("cast work"), spans.one("process work")
+    cast = spans.one(f"send openstack:{topic}")
+    processed = spans.one(f"process openstack:{topic}")
     assert cast.kind is SpanKind.PRODUCER
     assert cast.parent is None
-    assert processed.kind is SpanKind.SERVER
+    assert processed.kind is SpanKind.CONSUMER  # nobody waits for a reply
     assert child_of(processed, cast)
-    notify, consumed = spans.one("notify thing.done"), spans.one("process info")
+    assert cast.attributes["rpc.method"] == processed.attributes["rpc.method"] == f"{topic}/work"
+    assert cast.attributes["messaging.message.id"] == processed.attributes[
+        "messaging.message.id"]
+    notify = spans.one(f"send openstack:{topic}.info")
+    consumed = spans.one(f"process openstack:{topic}.info")
     assert notify.kind is SpanKind.PRODUCER
     assert consumed.kind is SpanKind.CONSUMER
     assert child_of(consumed, notify)
     assert seen.items[0][1] == consumed.context  # current while the endpoint runs
-    assert notify.attributes["messaging.destination.name"] == topic
-    assert notify.attributes["dovecote.event_type"] == "thing.done"
-    assert "rpc.method" not in notify.attributes
-    assert consumed.attributes["dovecote.priority"] == "info"
-    assert consumed.attributes["dovecote.outcome"] == "handled"
+    assert notify.attributes == {
+        **system_of(transport), "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": f"openstack:{topic}.info",
+        **routed(transport, f"{topic}.info"),
+        "messaging.message.id": consumed.attributes["messaging.message.id"],
+        "dovecote.event_type": "thing.done", "dovecote.outcome": "ok"}
+    assert consumed.attributes == {
+        **system_of(transport), "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": f"openstack:{topic}.info",
+        **routed(transport, f"{topic}.info"),
+        "messaging.message.id": notify.attributes["messaging.message.id"],
+        "dovecote.priority": "info", "dovecote.event_type": "thing.done",
+        "dovecote.server": topic, "dovecote.outcome": "handled"}
 
 
 @memory_only
@@ -207,12 +247,15 @@ def test_a_batch_is_one_span_linked_to_each_message(
         transport, [Target(topic=topic)], [Batch()], batch_size=3, batch_timeout=None)
     with running(listener):
         assert got.wait_for(1) == [3]
-    (batch,) = spans.span("process info")
+    (batch,) = spans.span(f"process openstack:{topic}.info")
     assert batch.kind is SpanKind.CONSUMER
     assert batch.parent is None
     assert [(link.context.trace_id, link.context.span_id) for link in batch.links] == [
-        (s.context.trace_id, s.context.span_id) for s in spans.span("notify thing.done", 3)]
+        (s.context.trace_id, s.context.span_id)
+        for s in spans.span(f"send openstack:{topic}.info", 3)]
     assert batch.attributes["messaging.batch.message_count"] == 3
+    assert "messaging.message.id" not in batch.attributes  # three messages: no one id
+    assert batch.attributes["messaging.destination.name"] == f"openstack:{topic}.info"
 
 
 # -- failures ----------------------------------------------------------------------------------
@@ -240,34 +283,43 @@ def test_failures_set_error_status_and_record_the_exception(
 
     for name, server_outcome in [("fail", "error"), ("lookup", "expected_error"),
                                  ("unsendable", "unserializable_result")]:
-        client_span, server = spans.one(f"call {name}"), spans.one(f"process {name}")
+        client_span, server = spans.call(f"{topic}/{name}")
         assert client_span.status.status_code is StatusCode.ERROR
         assert client_span.attributes["dovecote.outcome"] == "remote_error"
         assert server.attributes["dovecote.outcome"] == server_outcome
         assert exception_of(client_span)["exception.type"]
-    remote = exception_of(spans.one("call fail"))
+        assert client_span.attributes["error.type"] == exception_of(client_span)[
+            "exception.type"]
+    client_span, server = spans.call(f"{topic}/fail")
+    remote = exception_of(client_span)
     assert "no good" in remote["exception.message"]
     assert len(remote["exception.message"]) <= 1024
-    raised = exception_of(spans.one("process fail"))
-    assert raised["exception.type"] == "ValueError"
+    raised = exception_of(server)
+    assert raised["exception.type"] == server.attributes["error.type"] == "ValueError"
     assert "Traceback" in raised["exception.stacktrace"]
-    assert spans.one("process fail").status.status_code is StatusCode.ERROR
+    assert server.status.status_code is StatusCode.ERROR
     # A declared (expected) exception is the method's answer, not a failure of the server.
-    expected = spans.one("process lookup")
+    expected = spans.call(f"{topic}/lookup")[1]
     assert expected.status.status_code is StatusCode.UNSET
     assert exception_of(expected)["exception.type"] == "KeyError"
-    assert spans.one("process unsendable").status.status_code is StatusCode.ERROR
+    assert "error.type" not in expected.attributes  # set only for a failure
+    assert spans.call(f"{topic}/unsendable")[1].status.status_code is StatusCode.ERROR
     # Refused before dispatch: the caller's span has the error, the server makes none.
-    assert spans.one("call nothing_here").status.status_code is StatusCode.ERROR
-    assert not [s for s in spans.get_finished_spans() if s.name == "process nothing_here"]
-    timed_out = spans.one("call work")
+    refused = spans.one(f"{topic}/nothing_here", SpanKind.CLIENT)
+    assert refused.status.status_code is StatusCode.ERROR
+    assert not [s for s in spans.get_finished_spans() if s.name == f"{topic}/nothing_here"
+                and s.kind is SpanKind.SERVER]
+    timed_out = spans.one(f"{topic}_nobody/work")
     assert timed_out.attributes["dovecote.outcome"] == "timeout"
     assert exception_of(timed_out)["exception.type"] == "dovecote.MessagingTimeout"
+    assert timed_out.attributes["error.type"] == "dovecote.MessagingTimeout"
 
     transport.cleanup()  # sending fails: outcome "error"
     with pytest.raises(dovecote.MessageDeliveryFailure):
         dovecote.get_rpc_client(transport, Target(topic=topic)).cast({}, "work", value=1)
-    assert spans.one("cast work").attributes["dovecote.outcome"] == "error"
+    failed = spans.one(f"send openstack:{topic}")
+    assert failed.attributes["dovecote.outcome"] == "error"
+    assert failed.attributes["error.type"] == "dovecote.MessageDeliveryFailure"
 
 
 @memory_only
@@ -289,9 +341,11 @@ def test_notification_outcomes(
     with running(listener):
         dovecote.Notifier(transport, "p", topics=[topic]).info({}, "thing.done", {})
         done.wait_for(3)
-        # In the order they began: a requeued delivery may end after the next one.
-        first, requeued, handled = sorted(spans.span("process info", 3),
-                                          key=lambda s: s.start_time or 0)
+        # In the order they began: a requeued delivery may end after the next one. A
+        # requeued copy comes back through the default exchange, straight to its queue.
+        (first,) = spans.span(f"process openstack:{topic}.info")
+        requeued, handled = sorted(spans.span(f"process {topic}.info", 2),
+                                   key=lambda s: s.start_time or 0)
     assert first.attributes["dovecote.outcome"] == "requeued"  # because it raised
     assert first.status.status_code is StatusCode.ERROR
     assert exception_of(first)["exception.message"] == "broken"
@@ -299,8 +353,10 @@ def test_notification_outcomes(
     assert requeued.status.status_code is StatusCode.UNSET
     assert handled.attributes["dovecote.outcome"] == "handled"
     # One trace: each delivery continues the notification's context.
-    notify = spans.one("notify thing.done")
+    notify = spans.one(f"send openstack:{topic}.info")
     assert all(child_of(s, notify) for s in (first, requeued, handled))
+    assert {s.attributes["messaging.message.id"] for s in (first, requeued, handled)} == {
+        notify.attributes["messaging.message.id"]}
 
 
 # -- endpoint actors ---------------------------------------------------------------------------
@@ -331,8 +387,9 @@ def test_endpoint_actors_run_under_the_server_span(
                 {}, "work", value=1)
             dovecote.Notifier(transport, "p", topics=[topic]).info({}, "thing.done", 2)
             inner = spans.span("inner", 2)
-            server, consumed = spans.one("process work"), spans.one("process info")
-            assert child_of(server, spans.one("call work"))
+            call, server = spans.call(f"{topic}_rpc/work")
+            consumed = spans.one(f"process openstack:{topic}.info")
+            assert child_of(server, call)
             assert {i.parent.span_id for i in inner} == {
                 server.context.span_id, consumed.context.span_id}
             # The actor's thread is left as it was: nothing stays current there.
@@ -357,7 +414,7 @@ def test_a_request_without_usable_trace_context_gets_a_root_span(
             raw_cast(transport, topic, {"n": n} if garbage is None else
                      {"n": n, "dovecote_trace": garbage})
             assert worker.seen.get(timeout=PATIENCE) == ({"n": n}, None)
-        processed = spans.span("process work", 5)
+        processed = spans.span(f"process openstack:{topic}", 5)
     assert [s.parent for s in processed] == [None] * 5
     assert len({s.context.trace_id for s in processed}) == 5
 
@@ -373,7 +430,7 @@ def test_oslo_messagings_own_trace_fields_are_joined_and_left_in_the_context(
     with serve(transport, topic, [worker]):
         raw_cast(transport, topic, ctxt)
         assert worker.seen.get(timeout=PATIENCE) == (ctxt, None)
-        processed = spans.one("process work")
+        processed = spans.one(f"process openstack:{topic}")
     assert processed.parent is not None
     assert f"{processed.context.trace_id:032x}" == trace_id
     assert f"{processed.parent.span_id:016x}" == span_id
@@ -412,7 +469,8 @@ def test_hostile_carriers_never_raise_and_never_make_broken_spans(
     assert probe is not None
     taken = [_probes.take_carrier({"dovecote_trace": r}) for r in raw] + direct
     before = trace.get_current_span()
-    token = probe.dispatch_started(None, "notification", "info", taken)
+    token = probe.dispatch_started(None, "notification", "info",
+                                   [_probes.Delivery(carrier) for carrier in taken])
     span = token.span
     assert span.get_span_context().is_valid
     assert trace.get_current_span() is span
@@ -444,22 +502,26 @@ def test_a_dispatch_that_ends_elsewhere_or_never_leaves_nothing_current(
     def report(outcome: str) -> _probes.Dispatched:
         return _probes.Dispatched(None, "rpc", "m", outcome, 0)
 
+    def call() -> tuple[_probes.Delivery]:
+        return (_probes.Delivery({}, topic="t", reply=True),)
+
     before = trace.get_current_span()
-    probe.dispatch_started(None, "rpc", "lost", ({},))  # never reported
-    elsewhere = probe.dispatch_started(None, "rpc", "elsewhere", ({},))
+    probe.dispatch_started(None, "rpc", "lost", call())  # never reported
+    elsewhere = probe.dispatch_started(None, "rpc", "elsewhere", call())
     assert trace.get_current_span() is elsewhere.span  # "lost" ended and detached first
     other = threading.Thread(target=probe.dispatch_finished, args=(elsewhere, report("ok")))
     other.start()
     other.join()
     assert trace.get_current_span() is elsewhere.span  # ended there, still attached here
-    last = probe.dispatch_started(None, "rpc", "last", ({},))
+    last = probe.dispatch_started(None, "rpc", "last", call())
     probe.dispatch_finished(last, report("ok"))
     assert trace.get_current_span() is before
-    unreported = spans.one("process lost")
+    unreported = spans.one("t/lost")
     assert unreported.attributes["dovecote.outcome"] == "unreported"
+    assert unreported.attributes["error.type"] == "unreported"
     assert unreported.status.status_code is StatusCode.ERROR
-    assert spans.one("process elsewhere").attributes["dovecote.outcome"] == "ok"
-    assert spans.one("process last").parent is None  # not a child of what was stale
+    assert spans.one("t/elsewhere").attributes["dovecote.outcome"] == "ok"
+    assert spans.one("t/last").parent is None  # not a child of what was stale
 
 
 # -- the provider, enable and disable ---------------------------------------------------------
@@ -491,9 +553,9 @@ def test_nothing_without_a_tracer_provider(transport: Any, topic: str, untraced:
         assert probe is not None
         assert probe.tracer() is None
         carrier: dict[str, Any] = {}
-        assert probe.client_started("call", topic, "work", carrier) is None
+        assert probe.client_started(_probes.Sending("call", topic, "work"), carrier) is None
         assert carrier == {}
-        assert probe.dispatch_started(None, "rpc", "work", ({},)) is None
+        assert probe.dispatch_started(None, "rpc", "work", (_probes.Delivery({}),)) is None
     worker = Worker()
     with serve(transport, topic, [worker]):
         assert dovecote.get_rpc_client(transport, Target(topic=topic)).call(
@@ -575,7 +637,7 @@ def test_an_oslo_server_answers_a_traced_call_and_sees_one_more_context_entry(
         oslo_transport.cleanup()
         delete_queues(transport, topic, f"{topic}.s1")
         transport.cleanup()
-    call = spans.one("call echo")
+    call = spans.one(f"{topic}/echo")
     assert call.status.status_code is StatusCode.UNSET
     context = call.context
     assert traced == {**plain, "ctxt": {**plain["ctxt"], "dovecote_trace": {
@@ -614,19 +676,19 @@ client = dovecote.get_rpc_client(transport, dovecote.Target(topic="t"), timeout=
 assert client.call({}, "echo", value=1) == 1
 server.stop()
 server.wait(timeout=5)
-spans = {s.name: s for s in exporter.get_finished_spans()}
+spans = {f"{s.name} {s.kind.name}": s for s in exporter.get_finished_spans()}
 print(json.dumps({
     "probes": [type(p).__name__ for p in _probes.probes],
     "spans": sorted(spans),
     "one_trace": len({s.context.trace_id for s in spans.values()}) == 1,
-    "child": bool(spans) and spans["process echo"].parent.span_id
-             == spans["call echo"].context.span_id,
+    "child": bool(spans) and spans["t/echo SERVER"].parent.span_id
+             == spans["t/echo CLIENT"].context.span_id,
 }))
 """
 
 
 @pytest.mark.parametrize(("mode", "probes", "names"), [
-    ("provider", ["_TracingProbe"], ["call echo", "process echo"]),
+    ("provider", ["_TracingProbe"], ["t/echo CLIENT", "t/echo SERVER"]),
     ("no-provider", [], []),
     ("disabled", [], []),
 ])

@@ -60,12 +60,15 @@ class Binding:
 class QueueSpec:
     """A queue to declare before attaching; ``expires`` (seconds) makes it
     vanish when unused, for per-listener and per-driver queues; a ``durable``
-    one outlives a broker restart."""
+    one outlives a broker restart. ``message_ttl`` (milliseconds) and
+    ``max_length`` bound what it keeps (0: unbounded)."""
 
     name: str
     bindings: tuple[Binding, ...] = ()
     expires: float | None = None
     durable: bool = False
+    message_ttl: int = 0
+    max_length: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,10 +90,15 @@ class AddressPlan:
     supports_pools = True
 
     def __init__(self, *, queue_expires: float = 1800.0, durable: bool = False,
-                 pool_expires: float = 0.0) -> None:
+                 pool_expires: float = 0.0, notification_ttl: float = 0.0,
+                 notification_max_length: int = 0) -> None:
         self.queue_expires = queue_expires
         #: ``notification_pool_ttl``: a pool queue vanishes unused after it (0: never).
         self.pool_expires = pool_expires
+        #: ``notification_queue_ttl`` (seconds) and ``notification_queue_max_length``:
+        #: what a notification queue keeps (0: everything, until taken).
+        self.notification_ttl = notification_ttl
+        self.notification_max_length = notification_max_length
         #: ``amqp_durable_queues``: topic, server and notification queues (and
         #: their exchanges) outlive a broker restart, as on ``rabbit://``.
         self.durable = durable
@@ -144,14 +152,16 @@ class AddressPlan:
     ) -> list[Source]:
         """Queues for ``(exchange, <topic>.<priority>)`` pairs: one per key, or one
         pool queue bound to every key."""
+        bounds = {"message_ttl": round(self.notification_ttl * 1000),
+                  "max_length": self.notification_max_length}
         if pool:
             bindings = tuple(Binding(exchange, "topic", key) for exchange, key in keys)
             return [self._source(QueueSpec(pool, bindings, self.pool_expires or None,
-                                           durable=self.durable))]
+                                           durable=self.durable, **bounds))]
         merged: dict[str, list[Binding]] = {}
         for exchange, key in keys:
             merged.setdefault(key, []).append(Binding(exchange, "topic", key))
-        return [self._source(QueueSpec(key, tuple(b), durable=self.durable))
+        return [self._source(QueueSpec(key, tuple(b), durable=self.durable, **bounds))
                 for key, b in merged.items()]
 
     def dead_letter_source(self, name: str) -> Source:
@@ -233,11 +243,20 @@ PLANS: dict[str, type[AddressPlan]] = {
 
 
 def plan_named(name: str, *, queue_expires: float = 1800.0, durable: bool = False,
-               pool_expires: float = 0.0) -> AddressPlan:
-    """The plan for the ``addressing`` option; ``ValueError`` names the choices."""
+               pool_expires: float = 0.0, notification_ttl: float = 0.0,
+               notification_max_length: int = 0) -> AddressPlan:
+    """The plan for the ``addressing`` option; ``ValueError`` names the choices,
+    and refuses notification queue bounds a plan that declares nothing cannot set."""
     try:
         cls = PLANS[name.lower()]
     except KeyError:
         msg = f"addressing={name!r} is not one of {', '.join(sorted(PLANS))}"
         raise ValueError(msg) from None
-    return cls(queue_expires=queue_expires, durable=durable, pool_expires=pool_expires)
+    if not cls.declares and (notification_ttl or notification_max_length):
+        msg = (f"notification_queue_ttl and notification_queue_max_length need "
+               f"addressing=rabbitmq (which declares the queues); addressing={name} declares "
+               "nothing: bound the queues in the broker's own configuration instead")
+        raise ValueError(msg)
+    return cls(queue_expires=queue_expires, durable=durable, pool_expires=pool_expires,
+               notification_ttl=notification_ttl,
+               notification_max_length=notification_max_length)

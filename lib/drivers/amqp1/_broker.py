@@ -17,7 +17,7 @@ from proton.utils import BlockingConnection
 
 from ..._errors import InvalidTransportURL, MessageDeliveryFailure
 from .._backoff import Backoff
-from .._options import as_bool
+from .._options import as_bool, as_number
 from ._address import AddressPlan, Binding, QueueSpec, plan_named
 from ._connection import TRANSIENT_ERRORS, HostRing, connect, describe, logger
 from ._security import Security
@@ -41,6 +41,17 @@ def _float(options: Mapping[str, Any], name: str, default: float) -> float:
         raise ValueError(f"option {name}={value!r} is not a number") from None
 
 
+def _notification_ttl(url: TransportURL, options: Mapping[str, Any]) -> float:
+    """``notification_queue_ttl``: seconds, at least the broker's 1 ms (or 0: none)."""
+    ttl: float = as_number(url, "notification_queue_ttl",
+                           options.get("notification_queue_ttl", 0.0), float)
+    if 0 < ttl < 0.001:
+        msg = (f"option notification_queue_ttl={ttl!r} is below the broker's 1 ms resolution: "
+               "give seconds (0.5 is 500 ms), or 0 for no expiry")
+        raise ValueError(msg)
+    return ttl
+
+
 class Amqp1Broker:
     """The driver's side of its broker (options listed in :mod:`._driver`);
     raises :class:`InvalidTransportURL` for an option it cannot read."""
@@ -53,6 +64,10 @@ class Amqp1Broker:
                 str(options.get("addressing", "rabbitmq")),
                 queue_expires=_float(options, "queue_expires", 1800.0),
                 pool_expires=_float(options, "notification_pool_ttl", 0.0),
+                notification_ttl=_notification_ttl(url, options),
+                notification_max_length=as_number(
+                    url, "notification_queue_max_length",
+                    options.get("notification_queue_max_length", 0), int),
                 durable=as_bool(url, "amqp_durable_queues",
                                 options.get("amqp_durable_queues", False)),
             )
@@ -62,6 +77,8 @@ class Amqp1Broker:
             heartbeat = _float(options, "heartbeat", 10.0)
             self.reconnect_delay = _float(options, "reconnect_delay", 0.2)
             self.reconnect_max_delay = _float(options, "reconnect_max_delay", 5.0)
+        except InvalidTransportURL:
+            raise  # already says which option, and how to fix it
         except ValueError as exc:
             raise InvalidTransportURL(str(url), str(exc)) from None
         if self.plan.declares and 0 < heartbeat < RABBITMQ_MIN_HEARTBEAT:
@@ -79,7 +96,7 @@ class Amqp1Broker:
         self._ring = HostRing(url, default_port=self.security.default_port)
         self._topology = (
             Topology(self._ring, virtual_host=vhost or "/", timeout=self.connect_timeout,
-                     security=self.security, durable=self.plan.durable)
+                     security=self.security, durable=self.plan.durable, log=self.log)
             if self.plan.declares else None
         )
         #: The one connection every thread of the driver sends on.

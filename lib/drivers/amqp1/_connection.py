@@ -279,4 +279,4 @@ class Inbox(MessagingHandler):
 
 def logger(url: TransportURL, **bound: Any) -> Any:
     """The structlog logger every part of the driver logs through."""
-    return get_logger("dovecote.amqp1").bind(transport=str(url), **bound)
+    return get_logger("dovecote.drivers.amqp1").bind(transport=str(url), **bound)

@@ -78,6 +78,16 @@ class Amqp1Driver(Driver):
     def __repr__(self) -> str:
         return f"<Amqp1Driver {self.url} addressing={self.plan.name}>"
 
+    @property
+    def messaging_system(self) -> str:
+        """``rabbitmq`` with the ``rabbitmq`` address plan, else ``amqp1``."""
+        return "rabbitmq" if self.plan.name == "rabbitmq" else "amqp1"
+
+    def route(self, target: Target) -> tuple[str, str]:
+        """As the base class says, but a fanout goes out with no subject."""
+        exchange, key = super().route(target)
+        return (exchange, "") if target.fanout else (exchange, key)
+
     def delete_queue(self, name: str) -> None:
         """Delete a queue this driver made for itself (fanout, reply)."""
         self.broker.delete_queue(name)

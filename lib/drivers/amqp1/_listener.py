@@ -120,6 +120,14 @@ class Amqp1IncomingMessage(IncomingMessage):
         self._generation = generation
         self._settled = token is None
 
+    def route(self) -> tuple[str, str, str]:
+        """The subject as routing key, the exchange of the queue's binding for
+        it (AMQP 1.0 names no exchange), the queue (else the source address)."""
+        key, queue = self._subject or "", self._source.queue
+        exchange = next((b.exchange for b in queue.bindings if b.routing_key == key), "") \
+            if queue is not None else ""
+        return exchange, key, queue.name if queue is not None else self._source.address
+
     def publish_reply(self, reply_q: str, data: str) -> None:
         broker = self._listener.broker
         broker.sender.publish(broker.plan.queue(reply_q), data, retry=SERVER_RETRIES)
@@ -195,6 +203,8 @@ class Amqp1Listener(Listener):
         self._backoff = broker.new_backoff()
         self._next_attempt = 0.0
         self._generation = 0
+        #: When the connection was lost (``time.monotonic()``), until it is back.
+        self._down_since: float | None = None
         self._conn: BlockingConnection | None = None
         self._inbox: Inbox | None = None
         self._receivers: dict[Any, tuple[Source, BlockingReceiver]] = {}
@@ -230,7 +240,12 @@ class Amqp1Listener(Listener):
         self._conn, self._inbox, self._receivers = conn, inbox, receivers
         self._generation += 1
         self._backoff.opened()
-        self._log.info("listener.connected", generation=self._generation)
+        if self._down_since is None:
+            self._log.info("listener.connected", generation=self._generation)
+        else:  # a warning, as the loss was: whoever saw that sees its end
+            self._log.warning("listener.connected", generation=self._generation,
+                              down_for=round(time.monotonic() - self._down_since, 3))
+            self._down_since = None
         if self._generation > 1 and _probes.probes:
             _probes.listener_reconnected(self.broker.url.scheme)
 
@@ -248,6 +263,8 @@ class Amqp1Listener(Listener):
         self.broker.forget_declarations()
         delay = self._backoff.lost() if lost else self._backoff.failed()
         self._next_attempt = time.monotonic() + delay
+        if self._down_since is None and self._generation > 0:
+            self._down_since = time.monotonic()
         self._log.warning("listener.reconnecting", delay_s=delay,
                           error=exc if isinstance(exc, str) else describe(exc))
 

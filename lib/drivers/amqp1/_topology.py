@@ -18,7 +18,21 @@ if TYPE_CHECKING:
     from ._address import Binding, QueueSpec
     from ._security import Security
 
-__all__ = ["Topology"]
+__all__ = ["Topology", "queue_arguments"]
+
+
+def queue_arguments(spec: QueueSpec) -> dict[str, int]:
+    """The AMQP 0-9-1 arguments of ``spec``'s queue: ``x-expires`` (ms) for a
+    queue that vanishes unused, ``x-message-ttl`` (ms) and ``x-max-length`` for
+    a bounded notification queue (the broker drops the oldest message first)."""
+    arguments: dict[str, int] = {}
+    if spec.expires:
+        arguments["x-expires"] = int(spec.expires * 1000)
+    if spec.message_ttl:
+        arguments["x-message-ttl"] = spec.message_ttl
+    if spec.max_length:
+        arguments["x-max-length"] = spec.max_length
+    return arguments
 
 
 class Topology:
@@ -33,8 +47,9 @@ class Topology:
 
     def __init__(
         self, ring: HostRing, *, virtual_host: str, timeout: float, security: Security,
-        durable: bool = False,
+        durable: bool = False, log: Any = None,
     ) -> None:
+        self._log = log  # the driver's logger (structlog), for a bound that cannot apply
         self._durable = durable  # topic exchanges, as amqp_durable_queues makes them
         self._security = security
         self._ring = ring
@@ -68,14 +83,16 @@ class Topology:
                 raise error
         return self._conn.channel()
 
-    def _tolerant(self, declare: Callable[[Any], object], passive: Callable[[Any], object]) -> None:
+    def _tolerant(self, declare: Callable[[Any], object], passive: Callable[[Any], object]) -> bool:
+        """Declare; if it exists with other flags, check it exists (and say so: True)."""
         channel = self._channel()
         try:
             declare(channel)
         except amqp.exceptions.PreconditionFailed:
             passive(self._channel())  # exists with other flags: fine
-        else:
-            channel.close()
+            return True
+        channel.close()
+        return False
 
     def _exchange(self, binding: Binding) -> None:
         if ("x", binding.exchange) in self._known or binding.exchange.startswith("amq."):
@@ -112,12 +129,17 @@ class Topology:
     def _queue(self, spec: QueueSpec) -> None:
         if ("q", spec.name) in self._known:
             return
-        arguments = {"x-expires": int(spec.expires * 1000)} if spec.expires else None
-        self._tolerant(
+        clashed = self._tolerant(
             lambda ch: ch.queue_declare(spec.name, durable=spec.durable, auto_delete=False,
-                                        arguments=arguments),
+                                        arguments=queue_arguments(spec) or None),
             lambda ch: ch.queue_declare(spec.name, passive=True),
         )
+        if clashed and (spec.message_ttl or spec.max_length) and self._log is not None:
+            self._log.warning(
+                "queue.bounds_not_applied", queue=spec.name,
+                reason="the queue exists with other arguments, and is used as it is",
+                hint="delete it (it is declared again, bounded), or bound it with a "
+                     "RabbitMQ policy (message-ttl, max-length)")
         for binding in spec.bindings:
             self._exchange(binding)
             channel = self._channel()

@@ -50,7 +50,7 @@ __all__ = ["KombuBroker"]
 #: Options read elsewhere (``get_transport``) or accepted under oslo.messaging's name.
 _OTHER_OPTIONS = frozenset({"control_exchange", "rabbit_qos_prefetch_count"})
 
-log = get_logger("dovecote.kombu")
+log = get_logger(__name__)
 #: Why a send retrying when ``close()`` came ends.
 _CLEANED_UP = ConfirmLost("the transport was cleaned up")
 
@@ -127,8 +127,9 @@ class KombuBroker:
             hint = (
                 "an exchange or queue of that name already exists with other arguments: make "
                 "amqp_durable_queues / rabbit_quorum_queue / rabbit_transient_quorum_queue / "
-                "rabbit_stream_fanout / rabbit_ha_queues match the "
-                "services that declared it, or delete it"
+                "rabbit_stream_fanout / rabbit_ha_queues / notification_queue_ttl / "
+                "notification_queue_max_length match the services that declared it, or "
+                "delete it"
             )
         elif "NOT_FOUND" in detail:
             hint = "the exchange or queue does not exist: start a listener first"

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KombuDriver"]
 
-log = get_logger("dovecote.kombu")
+log = get_logger(__name__)
 
 
 def _wants_at_least_once(transport_options: Any) -> bool:
@@ -70,6 +70,11 @@ class KombuDriver(Driver):
 
     def __repr__(self) -> str:
         return f"<KombuDriver {self.url}>"
+
+    @property
+    def messaging_system(self) -> str:
+        """``rabbitmq`` over AMQP 0-9-1, else kombu's transport (``redis``)."""
+        return "rabbitmq" if self.is_amqp else self.url.scheme.removeprefix("kombu+")
 
     def _exchange(self, target: Target) -> str:
         return target.exchange or self.control_exchange
@@ -122,7 +127,7 @@ class KombuDriver(Driver):
         body = _wire.encode_envelope(packed) if version >= 2.0 else _wire.dumps(packed)
         name = self._exchange(target)
         exchange = self.entities.topic_exchange(name)
-        queue = self.entities.topic_queue(target.topic, [(name, target.topic)])
+        queue = self.entities.notification_queue(target.topic, [(name, target.topic)])
         self.broker.publish(exchange, target.topic, body, declare=[exchange, queue], retry=retry)
 
     # -- listening ---------------------------------------------------------------
@@ -164,7 +169,8 @@ class KombuDriver(Driver):
             found = bindings.setdefault(pool or key, [])
             if pair not in found:
                 found.append(pair)
-        queues = [self.entities.topic_queue(name, pairs) for name, pairs in bindings.items()]
+        queues = [self.entities.notification_queue(name, pairs)
+                  for name, pairs in bindings.items()]
         name = f"notifications {sorted(bindings)}"
         return self._listener(queues, notifications=True, name=name)
 

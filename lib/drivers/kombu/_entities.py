@@ -12,7 +12,10 @@ declare the same names without ``PRECONDITION_FAILED``:
   :class:`StreamOffsets`), and ``rabbit_transient_queues_ttl`` becomes the
   stream's retention (``x-max-age``);
 * ``use_queue_manager``: reply and fanout queue names stable per host and
-  process (see :mod:`._queue_manager`), not auto-delete.
+  process (see :mod:`._queue_manager`), not auto-delete;
+* dovecote's own ``notification_queue_ttl`` and ``notification_queue_max_length``:
+  ``x-message-ttl`` and ``x-max-length`` of notification queues (``<topic>.<priority>``
+  and pools, not dead-letter queues), which otherwise keep what no listener takes.
 """
 
 from __future__ import annotations
@@ -92,17 +95,28 @@ class Entities:
 
     def topic_queue(self, name: str, bindings: list[tuple[str, str]]) -> Any:
         """A shared queue bound to ``(exchange, routing_key)`` pairs on topic
-        exchanges: ``<topic>``, ``<topic>.<server>``, or a notification queue
-        (``<topic>.<priority>`` or a pool bound to several of them)."""
-        exchanges = {name_: self.topic_exchange(name_) for name_, _ in bindings}
-        # A notification pool (named unlike every key it is bound to) expires
-        # unused after notification_pool_ttl, when that is set.
+        exchanges: ``<topic>`` or ``<topic>.<server>`` (RPC)."""
+        return self._shared_queue(name, bindings, self._queue_arguments(
+            ttl=0, quorum=self.opts.rabbit_quorum_queue))
+
+    def notification_queue(self, name: str, bindings: list[tuple[str, str]]) -> Any:
+        """A notification queue: ``<topic>.<priority>``, or a pool bound to
+        several of them. It keeps what no listener takes (as oslo.messaging's
+        do) unless ``notification_queue_ttl`` / ``notification_queue_max_length``
+        bound it; a pool (named unlike every key it is bound to) also expires
+        unused after ``notification_pool_ttl``, when that is set."""
         pool = all(key != name for _, key in bindings)
+        args = self._queue_arguments(ttl=self.opts.notification_pool_ttl if pool else 0,
+                                     quorum=self.opts.rabbit_quorum_queue)
+        args.update(self.opts.notification_queue_arguments())
+        return self._shared_queue(name, bindings, args)
+
+    def _shared_queue(self, name: str, bindings: list[tuple[str, str]],
+                      arguments: dict[str, Any]) -> Any:
+        exchanges = {name_: self.topic_exchange(name_) for name_, _ in bindings}
         options: dict[str, Any] = {
             "durable": self.opts.durable, "auto_delete": self.opts.amqp_auto_delete,
-            "queue_arguments": self._queue_arguments(
-                ttl=self.opts.notification_pool_ttl if pool else 0,
-                quorum=self.opts.rabbit_quorum_queue),
+            "queue_arguments": arguments,
         }
         if len(bindings) == 1:
             exchange, key = bindings[0]

@@ -67,6 +67,13 @@ class KombuIncomingMessage(IncomingMessage):
     def publish_reply(self, reply_q: str, data: str) -> None:
         self._broker.send_reply(reply_q, data, msg_id=self.msg_id)
 
+    def route(self) -> tuple[str, str, str]:
+        """As delivered: a requeued copy comes from the default exchange ``""``,
+        with its queue's name as routing key."""
+        info = self._raw.delivery_info
+        info = info if isinstance(info, dict) else {}
+        return _text(info.get("exchange")), _text(info.get("routing_key")), self._queue
+
     def acknowledge(self) -> None:
         if self._settled:
             return

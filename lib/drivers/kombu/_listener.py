@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-log = get_logger("dovecote.kombu")
+log = get_logger(__name__)
 
 
 class KombuListener(Listener):
@@ -81,6 +81,8 @@ class KombuListener(Listener):
         self._offsets = StreamOffsets(self.queues)
         self._backoff = opts.backoff()
         self._next_attempt = 0.0
+        #: When the connection was lost (``time.monotonic()``), until it is back.
+        self._down_since: float | None = None
         #: Requests: the highest delivery tag acknowledged on the current channel.
         self._acked_tag = 0
         with self._lock:
@@ -129,6 +131,8 @@ class KombuListener(Listener):
         self._buffer.clear()
         self._unacked.clear()
         self._next_attempt = time.monotonic() + self._backoff.lost()
+        if self._down_since is None:
+            self._down_since = time.monotonic()
         if isinstance(exc, amqp.exceptions.ConsumerCancelled):
             self._offsets.reset()  # a deleted stream: its offsets start over
         log.warning(
@@ -167,7 +171,11 @@ class KombuListener(Listener):
             except Exception:  # noqa: BLE001 - best effort on a broken connection
                 log.debug("listener.switch_failed", listener=self.name)
             return False
-        log.info("listener.reconnected", transport=str(self.broker.url), listener=self.name)
+        down_for = time.monotonic() - (self._down_since or time.monotonic())
+        self._down_since = None
+        # A warning, as the loss was: whoever saw that sees its end.
+        log.warning("listener.reconnected", transport=str(self.broker.url), listener=self.name,
+                    down_for=round(down_for, 3))
         if _probes.probes:
             _probes.listener_reconnected(self.broker.url.scheme)
         return True

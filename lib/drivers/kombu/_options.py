@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AMQP_SCHEMES",
+    "NOTIFICATION_BOUNDS",
     "OPTION_NAMES",
     "Connection",
     "Consumer",
@@ -61,6 +62,8 @@ binding: Any = _kombu_entity.binding
 maybe_declare: Any = _kombu_common.maybe_declare
 
 AMQP_SCHEMES = frozenset({"rabbit", "amqp", "pyamqp"})
+#: The options bounding notification queues (dovecote's own; oslo.messaging has none).
+NOTIFICATION_BOUNDS = ("notification_queue_ttl", "notification_queue_max_length")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -82,6 +85,12 @@ class KombuOptions:
     rabbit_transient_queues_ttl: int = 1800
     #: dovecote's: ``x-expires`` (seconds) of notification pool queues; 0: none.
     notification_pool_ttl: int = 0
+    #: dovecote's: ``x-message-ttl`` of notification queues (``<topic>.<priority>``
+    #: and pools), in seconds (whole milliseconds on the wire); 0: kept until taken.
+    notification_queue_ttl: float = 0.0
+    #: dovecote's: ``x-max-length`` of notification queues; the oldest message is
+    #: dropped when a new one would exceed it; 0: unbounded.
+    notification_queue_max_length: int = 0
     use_queue_manager: bool = False
     hostname: str = dataclasses.field(default_factory=socket.gethostname)
     processname: str = dataclasses.field(
@@ -171,6 +180,30 @@ class KombuOptions:
             raise InvalidTransportURL(
                 str(url), "use_queue_manager needs a non-empty hostname and processname",
             )
+        self._check_notification_bounds(url)
+
+    def _check_notification_bounds(self, url: TransportURL) -> None:
+        """``notification_queue_ttl`` and ``notification_queue_max_length`` are
+        queue arguments only RabbitMQ reads, and a TTL is whole milliseconds."""
+        bounded = [name for name in NOTIFICATION_BOUNDS if getattr(self, name)]
+        if bounded and url.scheme.removeprefix("kombu+") not in AMQP_SCHEMES:
+            raise InvalidTransportURL(
+                str(url), f"option {' and '.join(bounded)}: a RabbitMQ queue argument, "
+                f"which {url.scheme}:// has no equivalent for; leave it unset")
+        if 0 < self.notification_queue_ttl < 0.001:
+            raise InvalidTransportURL(
+                str(url), f"option notification_queue_ttl={self.notification_queue_ttl!r} is "
+                "below the broker's 1 ms resolution: give seconds (0.5 is 500 ms), or 0 for "
+                "no expiry")
+
+    def notification_queue_arguments(self) -> dict[str, int]:
+        """The queue arguments bounding a notification queue (none by default)."""
+        args: dict[str, int] = {}
+        if self.notification_queue_ttl > 0:
+            args["x-message-ttl"] = round(self.notification_queue_ttl * 1000)
+        if self.notification_queue_max_length > 0:
+            args["x-max-length"] = self.notification_queue_max_length
+        return args
 
     @staticmethod
     def _optional_text() -> set[str]:

@@ -44,7 +44,7 @@ except ImportError:  # no redis client: kombu's Redis transport cannot run anywa
 else:
     _MALFORMED = (*_MALFORMED, DataError)
 
-log = get_logger("dovecote.kombu")
+log = get_logger(__name__)
 
 
 def subscribe_now(channel: Any, timeout: float) -> None:

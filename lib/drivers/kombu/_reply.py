@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...observe._logging import get_logger
@@ -24,7 +25,7 @@ __all__ = ["DeliverReply", "ReplyConsumer"]
 #: How long one drain blocks: the bound on how long ``stop`` waits for the thread.
 _DRAIN_TIMEOUT = 0.2
 
-log = get_logger("dovecote.kombu")
+log = get_logger(__name__)
 
 
 class DeliverReply(Protocol):
@@ -82,9 +83,10 @@ class ReplyConsumer:
 
     def _run(self) -> None:
         connected = True
+        lost_at = 0.0  # when the connection was lost (time.monotonic())
         while not self._stop.is_set():
             if not connected:
-                connected = self._reconnect()
+                connected = self._reconnect(lost_at)
                 continue
             try:
                 with contextlib.suppress(TimeoutError):
@@ -99,6 +101,7 @@ class ReplyConsumer:
                 )
                 self._collect()
                 connected = False
+                lost_at = time.monotonic()
                 self._stop.wait(self._backoff.lost())
 
     def _collect(self) -> None:
@@ -108,7 +111,7 @@ class ReplyConsumer:
         except Exception:  # noqa: BLE001 - the connection is already broken
             log.debug("reply.collect_failed", reply_q=self.name)
 
-    def _reconnect(self) -> bool:
+    def _reconnect(self, lost_at: float) -> bool:
         opts = self.broker.opts
         log.info("reply.reconnecting", transport=str(self.broker.url), reply_q=self.name)
         try:
@@ -124,7 +127,9 @@ class ReplyConsumer:
             self._conn.maybe_switch_next()
             self._stop.wait(wait)
             return False
-        log.info("reply.reconnected", transport=str(self.broker.url), reply_q=self.name)
+        # A warning, as the loss was: whoever saw that sees its end.
+        log.warning("reply.reconnected", transport=str(self.broker.url), reply_q=self.name,
+                    down_for=round(time.monotonic() - lost_at, 3))
         return True
 
     def stop(self) -> None:

@@ -19,16 +19,17 @@ __all__ = ["MemoryBroker", "StoredMessage", "get_broker"]
 class StoredMessage:
     """A body waiting in a queue, with its headers and expiry."""
 
-    __slots__ = ("body", "expires_at", "headers", "routing_key")
+    __slots__ = ("body", "exchange", "expires_at", "headers", "routing_key")
 
     def __init__(
         self, body: str | bytes, headers: dict[str, Any] | None = None,
-        expires_at: float | None = None, routing_key: str = "",
+        expires_at: float | None = None, routing_key: str = "", exchange: str = "",
     ) -> None:
         self.body = body
         self.headers = headers or {}
         self.expires_at = expires_at
         self.routing_key = routing_key
+        self.exchange = exchange  # published to ("": straight to its queue)
 
 
 class MemoryBroker:
@@ -112,7 +113,7 @@ class MemoryBroker:
                 queues = list(self._bindings.get((exchange, routing_key), ()))
             for queue in queues:
                 self._queues[queue].append(
-                    StoredMessage(body, dict(headers or {}), expires_at, routing_key)
+                    StoredMessage(body, dict(headers or {}), expires_at, routing_key, exchange)
                 )
             if queues and self._waiting:
                 self._cond.notify_all()

@@ -36,6 +36,10 @@ class MemoryIncomingMessage(IncomingMessage):
     def encode_reply(self, body: dict[str, Any]) -> str:
         return _wire.dumps(body)  # no envelope: it never leaves the process
 
+    def route(self) -> tuple[str, str, str]:
+        stored = self._stored
+        return stored.exchange, stored.routing_key, self._queue
+
     def publish_reply(self, reply_q: str, data: str) -> None:
         self._listener.broker.publish("", reply_q, data)
 
@@ -125,6 +129,10 @@ class MemoryDriver(Driver):
         self._reply_q = f"reply_{_wire.new_id()}"
         self.broker.set_reply_handler(self._reply_q, self.deliver_reply)
 
+    @property
+    def messaging_system(self) -> str:
+        return "memory"
+
     def _exchange(self, target: Target) -> str:
         return target.exchange or self.control_exchange
 
@@ -145,7 +153,7 @@ class MemoryDriver(Driver):
         topic = str(target.topic)
         mandatory = bool((transport_options or {}).get("at_least_once"))
         if target.fanout:
-            self.broker.publish(f"{topic}_fanout", "", body, fanout=True)
+            self.broker.publish(f"{topic}_fanout", topic, body, fanout=True)
         else:
             key = f"{topic}.{target.server}" if target.server else topic
             self.broker.publish(

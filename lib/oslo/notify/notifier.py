@@ -20,7 +20,7 @@ from ..transport import get_notification_transport
 
 __all__ = ["Notifier", "get_notification_transport"]
 
-log = get_logger("dovecote.oslo.notify")
+log = get_logger(__name__)
 
 #: ``[oslo_messaging_notifications] routing_config``, registered when a
 #: ``routing`` driver is used (as oslo.messaging's routing driver does).
