@@ -16,6 +16,7 @@ from typing import Any
 
 import oslo_messaging
 import pytest
+from _rpc_support import delete_queues
 from oslo_config import cfg
 
 pytestmark = [pytest.mark.interop, pytest.mark.broker, pytest.mark.timeout(90)]
@@ -112,6 +113,4 @@ def test_an_openstack_service_runs_on_dovecote_oslo_and_stops_gracefully_on_sigt
         listener.wait()
         rpc.cleanup()
         notifications.cleanup()
-        from _rpc_support import delete_queues
-
         delete_queues(rabbitmq, topic, f"{topic}.{topic}_host", f"{topic}_notifications.info")

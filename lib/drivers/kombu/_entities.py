@@ -158,11 +158,10 @@ class Entities:
 
     def temporary(self, queue: Any) -> bool:
         """Whether a listener deletes ``queue`` when it is cleaned up: a fanout
-        queue of its own that is neither auto-delete nor meant to be reused (a
-        stream is shared, a ``use_queue_manager`` name comes back on restart)."""
+        queue of its own not meant to be reused (a stream is shared, a
+        ``use_queue_manager`` name comes back on restart)."""
         return (isinstance(queue.exchange, Exchange) and queue.exchange.type == "fanout"
-                and not queue.auto_delete and not self.opts.rabbit_stream_fanout
-                and not self.opts.use_queue_manager)
+                and not self.opts.rabbit_stream_fanout and not self.opts.use_queue_manager)
 
     # -- replies and dead letters ------------------------------------------------
     def reply_queue_name(self) -> str:

@@ -349,8 +349,8 @@ class KombuListener(Listener):
                                     **decoded._asdict())
 
     def _delete_temporary(self) -> None:
-        """Delete this listener's own fanout queue when nothing else would (a
-        quorum one: it cannot be auto-delete), as oslo.messaging does on close."""
+        """Delete this listener's own fanout queue (not auto-delete: see
+        ``Entities.fanout_queue``), as oslo.messaging does on close."""
         temporary = [queue for queue in self.queues if self.broker.entities.temporary(queue)]
         if not temporary or not self._connected:
             return
