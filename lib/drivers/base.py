@@ -291,6 +291,11 @@ class Driver(abc.ABC):
 
     #: True when ``cast`` returns only after the broker has the message.
     confirms: ClassVar[bool] = True
+    #: The options the driver reads (``control_exchange`` is every driver's):
+    #: another one is logged as ``transport.unknown_options`` when the transport
+    #: is built, so a misspelled ``prefetch_cont`` is noticed rather than ignored.
+    #: ``None``, for a driver that does not list them, checks nothing.
+    option_names: ClassVar[frozenset[str] | None] = None
 
     def __init__(
         self, url: TransportURL, *, control_exchange: str = "openstack",
@@ -300,6 +305,12 @@ class Driver(abc.ABC):
         self.control_exchange = control_exchange
         self.options: dict[str, Any] = dict(url.query)
         self.options.update(options or {})
+        if self.option_names is not None:
+            unknown = sorted(set(self.options) - self.option_names - {"control_exchange"})
+            if unknown:
+                _log.warning("transport.unknown_options", transport=str(url), options=unknown,
+                             hint=f"the {url.scheme}:// driver ignores them: check their "
+                                  "spelling")
         self._pending: dict[str, PendingReply] = {}
         self._expiry: list[tuple[float, str]] = []  # (deadline, msg_id), a heap
         self._expiry_lock = threading.Lock()

@@ -206,6 +206,10 @@ def test_url_builds_the_transport_and_shows_its_warnings() -> None:
     scripted = run("url", "rabbit://guest:guest@127.0.0.1:5672/?prefetch_cont=5", "--json")
     warned = [json.loads(line) for line in scripted.stderr.splitlines()]
     assert warned[0]["options"] == ["prefetch_cont"]
+    for other in ("amqp1://guest:guest@127.0.0.1:5672/?prefech=5", "memory://?prefech=5"):
+        done = run("url", other, "--json")
+        assert done.returncode == 0, done.stderr
+        assert [json.loads(line)["options"] for line in done.stderr.splitlines()] == [["prefech"]]
     assert_bad_input(run("url", "rabbit://h/?prefetch_count=-3"), "must not be negative")
     assert_bad_input(run("url", "rabbit://h/?ssl=maybe"), "is not a boolean")
     clean = run("url", "rabbit://guest:guest@127.0.0.1:5672/?prefetch_count=5")

@@ -18,6 +18,7 @@ from proton.utils import BlockingConnection
 from ..._errors import InvalidTransportURL, MessageDeliveryFailure
 from .._backoff import Backoff
 from .._options import as_bool, as_number
+from .._tls import TLS_OPTION_NAMES
 from ._address import AddressPlan, Binding, QueueSpec, plan_named
 from ._connection import TRANSIENT_ERRORS, HostRing, connect, describe, logger
 from ._security import Security
@@ -27,10 +28,18 @@ from ._topology import Topology
 if TYPE_CHECKING:
     from ..._url import TransportURL
 
-__all__ = ["RABBITMQ_MIN_HEARTBEAT", "Amqp1Broker"]
+__all__ = ["OPTION_NAMES", "RABBITMQ_MIN_HEARTBEAT", "Amqp1Broker"]
 
 #: The shortest ``heartbeat`` (seconds) RabbitMQ's AMQP 1.0 plugin can keep.
 RABBITMQ_MIN_HEARTBEAT = 2.0
+
+
+#: Every option the driver reads (listed in :mod:`._driver`'s docstring and the README).
+OPTION_NAMES = TLS_OPTION_NAMES | {
+    "addressing", "queue_expires", "notification_pool_ttl", "notification_queue_ttl",
+    "notification_queue_max_length", "amqp_durable_queues", "prefetch", "connect_timeout",
+    "send_timeout", "heartbeat", "reconnect_delay", "reconnect_max_delay", "sasl_mechanisms",
+    "sasl_allow_insecure"}
 
 
 def _float(options: Mapping[str, Any], name: str, default: float) -> float:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import _wire
 from ..base import Driver, Listener, PendingReply
-from ._broker import Amqp1Broker
+from ._broker import OPTION_NAMES, Amqp1Broker
 from ._listener import Amqp1Listener
 from ._replies import ReplyReceiver
 
@@ -65,6 +65,7 @@ class Amqp1Driver(Driver):
     """AMQP 1.0 over python-qpid-proton; see the module docstring."""
 
     confirms = True
+    option_names = OPTION_NAMES
 
     def __init__(self, url: TransportURL, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)

@@ -33,7 +33,6 @@ from ._confirms import ConfirmingChannel, ConfirmLost, Nacked, Returned, Unreach
 from ._entities import Entities
 from ._options import (
     AMQP_SCHEMES,
-    OPTION_NAMES,
     Exchange,
     KombuOptions,
     build_connection,
@@ -46,9 +45,6 @@ if TYPE_CHECKING:
     from ..._url import TransportURL
 
 __all__ = ["KombuBroker"]
-
-#: Options read elsewhere (``get_transport``) or accepted under oslo.messaging's name.
-_OTHER_OPTIONS = frozenset({"control_exchange", "rabbit_qos_prefetch_count"})
 
 log = get_logger(__name__)
 #: Why a send retrying when ``close()`` came ends.
@@ -77,10 +73,6 @@ class KombuBroker:
             raise InvalidTransportURL(
                 str(url), "rabbit_stream_fanout needs RabbitMQ (a stream queue); "
                 f"{url.scheme}:// has none: leave it unset")
-        unknown = sorted(set(options) - OPTION_NAMES - _OTHER_OPTIONS)
-        if unknown:
-            log.warning("transport.unknown_options", transport=str(url), options=unknown,
-                        hint="the rabbit driver ignores them: check their spelling")
         self.entities = Entities(self.opts)
         self._ensure_open = ensure_open
         self._template = self.new_connection("publish")

@@ -29,7 +29,7 @@ from ...observe._logging import get_logger
 from ..base import Driver, Listener, PendingReply
 from ._broker import KombuBroker
 from ._listener import KombuListener
-from ._options import connection_errors
+from ._options import OPTION_NAMES, connection_errors
 from ._reply import ReplyConsumer
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class KombuDriver(Driver):
     """
 
     confirms = True
+    option_names = OPTION_NAMES
 
     def __init__(self, url: TransportURL, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)

@@ -257,9 +257,11 @@ class KombuOptions:
         }
 
 
+#: Every option the driver reads, ``rabbit_qos_prefetch_count`` (oslo.messaging's
+#: name for ``prefetch_count``) included.
 OPTION_NAMES = frozenset(
     f.name for f in dataclasses.fields(KombuOptions) if f.name != "tls") | TLS_OPTION_NAMES | {
-    "sasl_mechanisms"}
+    "sasl_mechanisms", "rabbit_qos_prefetch_count"}
 _LOGIN_METHODS = frozenset({"AMQPLAIN", "PLAIN", "EXTERNAL"})
 
 

@@ -121,6 +121,7 @@ class MemoryDriver(Driver):
     """The in-process driver; ``memory://NAME`` selects broker ``NAME``."""
 
     confirms = True
+    option_names = frozenset[str]()  # it reads none
 
     def __init__(self, url: TransportURL, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
