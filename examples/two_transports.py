@@ -64,9 +64,11 @@ class Greeter:
 
 def main() -> int:
     memory = dovecote.get_transport(MEMORY_URL)
-    # listen_retries=0: listening makes one connection attempt, no retries (3 by
-    # default), so that a broker that is not there is reported at once.
-    broker = dovecote.get_transport(BROKER_URL, listen_retries=0)
+    # On rabbit://, listen_retries=0: listening makes one connection attempt, no
+    # retries (3 by default), so that a broker that is not there is reported at
+    # once. (Other drivers do not read the option, and would warn about it.)
+    retries = {"listen_retries": 0} if BROKER_URL.startswith("rabbit") else {}
+    broker = dovecote.get_transport(BROKER_URL, **retries)
     # A demo tidies up: the queues it declares on the broker that were not there
     # before are deleted at the end. (A real service keeps its queues.)
     declared = DeclaredQueues(broker)

@@ -12,7 +12,7 @@ from ._logging import get_logger
 
 __all__ = ["autoload"]
 
-log = get_logger("dovecote.observe")
+log = get_logger(__name__)
 
 
 def autoload() -> None:
