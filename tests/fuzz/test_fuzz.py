@@ -225,7 +225,7 @@ def test_notification_listener_parks_what_it_cannot_handle(
         if batched:
             listener = dovecote.get_batch_notification_listener(
                 transport, targets, [BatchMeter(meter)], allow_requeue=True, batch_size=4,
-                batch_timeout=0.05)
+                batch_timeout=0.01)  # a partial batch is not held long: 100-200 examples
         else:
             listener = dovecote.get_notification_listener(
                 transport, targets, [meter], allow_requeue=True)
