@@ -57,11 +57,23 @@ _now = time.time
 
 
 class _AskStructlog:
-    """``structlog.is_configured()`` as an attribute (see below)."""
+    """structlog's configuration as attributes, asked through its API (see below)."""
 
     @property
     def is_configured(self) -> bool:
         return structlog.is_configured()
+
+    @property
+    def default_wrapper_class(self) -> Any:
+        return structlog.get_config()["wrapper_class"]
+
+    @property
+    def logger_factory(self) -> Any:
+        return structlog.get_config()["logger_factory"]
+
+    @property
+    def default_processors(self) -> Any:
+        return structlog.get_config()["processors"]
 
 
 #: Whether the application configured structlog is asked at every line (it may
@@ -72,6 +84,14 @@ try:
     from structlog._config import _CONFIG as _STRUCTLOG
 except ImportError:  # pragma: no cover - another structlog: ask through its API
     _STRUCTLOG = _AskStructlog()  # type: ignore[assignment]
+
+
+def _setup_now() -> tuple[Any, Any, Any]:
+    """What a bound structlog logger is assembled from. A logger bound under one
+    set-up keeps it, so when the application configures structlog again (another
+    level filter, processors, or ``reset_defaults``) dovecote's loggers bind anew."""
+    config = _STRUCTLOG
+    return config.default_wrapper_class, config.logger_factory, config.default_processors
 
 
 def _level_check(log: Any) -> Callable[[int], bool] | None:
@@ -90,7 +110,7 @@ class Logger:
     ``import dovecote`` does not count dovecote's loggers among the "existing"
     ones it disables."""
 
-    __slots__ = ("_check", "_fields", "_std", "_target", "name")
+    __slots__ = ("_check", "_fields", "_setup", "_std", "_target", "name")
 
     def __init__(self, name: str, fields: dict[str, Any] | None = None) -> None:
         self.name = name
@@ -98,6 +118,7 @@ class Logger:
         self._std: logging.Logger | None = None
         self._target: Any = None  # the application's structlog logger, once used
         self._check: Callable[[int], bool] | None = None
+        self._setup: tuple[Any, Any, Any] = (None, None, None)  # what _target was bound under
 
     def _stdlib(self) -> logging.Logger:
         std = self._std = logging.getLogger(self.name)
@@ -108,6 +129,14 @@ class Logger:
         return self._std or self._stdlib()
 
     def _structlog(self) -> Any:
+        """The application's structlog logger, bound again when its set-up changed."""
+        target = self._target
+        setup = self._setup
+        config = _STRUCTLOG
+        if (target is not None and setup[0] is config.default_wrapper_class
+                and setup[1] is config.logger_factory and setup[2] is config.default_processors):
+            return target
+        self._setup = _setup_now()
         target = self._target = structlog.get_logger(self.name).bind(**self._fields)
         self._check = _level_check(target)
         return target
@@ -117,8 +146,7 @@ class Logger:
         stdlib logger caches its answer until its configuration changes)."""
         if not _STRUCTLOG.is_configured:
             return (self._std or self._stdlib()).isEnabledFor(level)
-        if self._target is None:
-            self._structlog()
+        self._structlog()
         check = self._check
         return check is None or check(level)
 
@@ -129,7 +157,7 @@ class Logger:
             _stdlog.emit(self._std or self._stdlib(), level, event, fields, self._fields,
                          stacklevel + 1)
             return
-        target = self._target or self._structlog()
+        target = self._structlog()
         ids = _stdlog.span_ids()
         if ids is not None:
             fields = {**fields, "trace_id": ids[0], "span_id": ids[1]}

@@ -342,6 +342,36 @@ def test_an_application_that_configured_structlog_gets_structlog_events() -> Non
     assert nope["actor"] == "WorkerActor"
 
 
+def test_structlog_configured_again_is_followed_by_every_logger() -> None:
+    """An application that configures structlog a second time (another level,
+    other processors) gets dovecote's lines through the new set-up, also from
+    loggers that already logged under the first one."""
+    done = run(setup="""
+        import structlog
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
+                            logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+        first = dovecote.get_rpc_server(transport, Target(topic="t1", server="s"), [Api()],
+                                        name="first")
+        first.start(); first.stop(); assert first.wait(5)
+        traffic()  # module and actor loggers bind under the ERROR filter
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+                            processors=[structlog.processors.add_log_level,
+                                        structlog.processors.JSONRenderer()],
+                            logger_factory=structlog.PrintLoggerFactory(sys.stdout))
+        again = dovecote.get_rpc_server(transport, Target(topic="t2", server="s"), [Api()],
+                                        name="again")
+        again.start(); again.stop(); assert again.wait(5)
+        traffic()
+    """)
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    named = {(e["event"], e.get("server")) for e in events}
+    assert ("server.started", "again") in named  # a module logger that logged before
+    assert ("server.stopped", "again") in named
+    assert ("dispatch.failed", "app") in named  # an actor's logger bound before
+    assert not any(e["level"] == "debug" for e in events)
+    assert "[error" in done.stderr  # the first set-up took the first traffic's errors
+
+
 def test_structlog_through_its_stdlib_integration_names_the_loggers() -> None:
     done = run(setup="""
         import structlog
