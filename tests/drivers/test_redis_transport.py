@@ -6,6 +6,7 @@ behaviour so a kombu upgrade that changes them shows here."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -127,3 +128,50 @@ def test_without_the_redis_client_other_transports_work_and_redis_says_what_to_i
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     assert "pip install 'dovecote[redis]'" in out
+
+
+def test_redis_an_unacknowledged_message_naming_no_queue_cannot_stop_the_consumers(
+    redis: str, unique: str,
+) -> None:
+    """A sender writes a message's exchange and routing key itself on Redis. One
+    left unacknowledged with both empty (its consumer died holding it) made
+    kombu's restore, which any consumer of the database runs on old entries,
+    fail with ``DataError`` and keep the entry: every consumer failed on it
+    again, for good. Restoring it now drops it (logged); a message that names
+    its queue is still put back there."""
+    import kombu
+    import redis as redis_client  # dovecote[redis]
+
+    from dovecote.drivers.kombu._redis import redis_transport
+
+    database = 9  # a database of this test's own: a broken entry stops every consumer in it
+    client = redis_client.Redis(host="127.0.0.1", port=6379, db=database)
+    queue = f"restore_{unique}"
+
+    def unacked(tag: str, routing_key: str) -> None:
+        payload = {"body": "{}", "content-encoding": "utf-8",
+                   "content-type": "application/json", "headers": {},
+                   "properties": {"delivery_tag": tag, "body_encoding": "", "priority": "",
+                                  "delivery_info": {"exchange": "", "routing_key": routing_key}}}
+        client.hset("unacked", tag, json.dumps([payload, "", routing_key]))
+        client.zadd("unacked_index", {tag: 1.0})  # long past kombu's visibility timeout
+
+    unacked("hostile", "")
+    unacked("fine", queue)
+    connection = kombu.Connection(f"redis://127.0.0.1:6379/{database}",
+                                  transport=redis_transport())
+    try:
+        channel = connection.channel()
+        with structlog.testing.capture_logs() as logs:
+            channel.qos.restore_by_tag("hostile")
+            channel.qos.restore_by_tag("fine")
+        assert client.zcard("unacked_index") == 0
+        assert client.hlen("unacked") == 0
+        assert client.llen(queue) == 1  # put back where it came from
+        assert [e["reason"] for e in logs if e["event"] == "message.malformed"] == [
+            ("an unacknowledged message names no queue to go back to (exchange '', "
+             "routing key ''), dropped")]
+    finally:
+        connection.release()
+        client.flushdb()
+        client.close()

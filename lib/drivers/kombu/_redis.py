@@ -108,6 +108,28 @@ def redis_transport() -> type:
                           "pip install 'dovecote[redis]'") from None
 
     class _Channel(kombu_redis.Channel):
+        def _do_restore_message(self, payload: Any, exchange: Any, routing_key: Any,
+                                pipe: Any, leftmost: bool = False) -> None:  # noqa: FBT001, FBT002 - kombu's signature
+            """Put back an unacknowledged message (a closed channel's, or one
+            unacknowledged for ``visibility_timeout``, by whichever consumer of
+            the database looks first), unless its exchange and routing key,
+            which the sender wrote into the message, name no queue. kombu would
+            push to a key ``None`` there: Redis refuses the whole transaction,
+            the entry stays, and every consumer of the database fails on it
+            again, for good. Such a message is logged and dropped."""
+            try:
+                queues = [queue for queue in self._lookup(exchange, routing_key)  # type: ignore[no-untyped-call]
+                          if isinstance(queue, str) and queue]
+            except Exception:  # noqa: BLE001 - a hostile exchange or key: no queue
+                queues = []
+            if not queues:
+                log.warning("message.malformed", transport="redis",
+                            reason="an unacknowledged message names no queue to go back to "
+                                   f"(exchange {str(exchange)[:80]!r}, routing key "
+                                   f"{str(routing_key)[:80]!r}), dropped")
+                return
+            super()._do_restore_message(payload, exchange, routing_key, pipe, leftmost)  # type: ignore[no-untyped-call]
+
         def _brpop_read(self, **options: Any) -> Any:
             try:
                 return super()._brpop_read(**options)  # type: ignore[no-untyped-call]
