@@ -288,6 +288,14 @@ class Recorder:
             return list(self.items)
 
 
+def queues_in(vhost: str) -> dict[str, int]:
+    """``rabbitmqctl list_queues`` of ``vhost``: name -> messages."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-p", vhost, "name", "messages", "--formatter", "json",
+         "-q"], capture_output=True, text=True, check=True, timeout=60)
+    return {q["name"]: q["messages"] for q in json.loads(listed.stdout or "[]")}
+
+
 @contextlib.contextmanager
 def own_vhost(prefix: str) -> Iterator[str]:
     """A RabbitMQ vhost of the caller's own (``<prefix>_<pid>_<random>``, guest

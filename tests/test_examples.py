@@ -18,7 +18,6 @@ afterwards).
 from __future__ import annotations
 
 import collections
-import json
 import os
 import queue
 import re
@@ -32,7 +31,7 @@ from typing import IO
 
 import pykka
 import pytest
-from _rpc_support import own_vhost
+from _rpc_support import own_vhost, queues_in
 from conftest import ROOT
 
 import dovecote
@@ -48,14 +47,6 @@ def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``examples/<name>`` to its end."""
     return subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True,
                           text=True, timeout=60, check=False)
-
-
-def queues_in(vhost: str) -> dict[str, int]:
-    """``rabbitmqctl list_queues`` of ``vhost``: name -> messages."""
-    listed = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-p", vhost, "name", "messages", "--formatter", "json",
-         "-q"], capture_output=True, text=True, check=True, timeout=60)
-    return {q["name"]: q["messages"] for q in json.loads(listed.stdout or "[]")}
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ that was there before the tests, with what it holds, is left alone."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 
 import pytest
-from _rpc_support import own_vhost
+from _rpc_support import own_vhost, queues_in
 
 import dovecote
 
@@ -95,14 +93,6 @@ def test_a_server_left_running(dovecote_transport):
 '''
 
 
-def queues(vhost: str) -> dict[str, int]:
-    """``rabbitmqctl list_queues``: name -> messages."""
-    listed = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-p", vhost, "name", "messages", "--formatter", "json",
-         "-q"], capture_output=True, text=True, check=True, timeout=60)
-    return {q["name"]: q["messages"] for q in json.loads(listed.stdout or "[]")}
-
-
 @pytest.fixture
 def vhost(rabbitmq: str) -> Iterator[str]:
     with own_vhost("plugin_queues") as name:
@@ -120,7 +110,7 @@ def test_a_session_on_a_broker_leaves_only_what_was_there(
                           topics=["kept"]).info({}, "e", {"n": 0})
     finally:
         before.cleanup()
-    assert queues(vhost) == {"kept.info": 1}
+    assert queues_in(vhost) == {"kept.info": 1}
 
     monkeypatch.delenv("DOVECOTE_TEST_URL", raising=False)
     pytester.makepyfile(test_user_queues=USER_TESTS)
@@ -128,4 +118,4 @@ def test_a_session_on_a_broker_leaves_only_what_was_there(
                                            timeout=120)
     result.assert_outcomes(passed=6)
     assert "could not delete" not in result.stdout.str()
-    assert queues(vhost) == {"kept.info": 2}  # the test's notification waits there too
+    assert queues_in(vhost) == {"kept.info": 2}  # the test's notification waits there too
