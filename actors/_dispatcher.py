@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,8 @@ class DispatcherActor(DovecoteActor):
         self.listeners: dict[pykka.ActorRef[Any], ListenerSpec] = {}
         # Listeners that were done before the server's ListenerAdded reached us.
         self.gone: set[pykka.ActorRef[Any]] = set()
+        #: Listeners removed by ``remove_listener``: one that crashed is not restarted.
+        self.removed: weakref.WeakSet[ListenerSpec] = weakref.WeakSet()
         self.stopping = False
         self.finished = False
         #: Set once this actor's loop has ended (what ``server.wait()`` waits for).
@@ -130,6 +133,7 @@ class DispatcherActor(DovecoteActor):
             if self.stopping:
                 tell(message.listener, SHUTDOWN)
         elif isinstance(message, RemoveListener):
+            self.removed.add(message.spec)
             for ref, spec in self.listeners.items():
                 if spec is message.spec:
                     tell(ref, SHUTDOWN)
@@ -187,7 +191,7 @@ class DispatcherActor(DovecoteActor):
     def _listener_crashed(self, message: ListenerCrashed) -> None:
         """The crashed listener drains and closes by itself (``ListenerDone``);
         a new one takes its place after a backoff delay."""
-        if self.stopping:
+        if self.stopping or message.spec in self.removed:
             return
         attempt = 0 if message.healthy_for >= BACKOFF_RESET else message.attempt
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** attempt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 
 __all__ = ["CreditGate", "InFlight"]
@@ -20,6 +21,10 @@ class CreditGate:
         self.limit = limit
         self._in_flight = 0
         self._cond = threading.Condition(threading.Lock())
+        # Listeners waiting for credit, first come first served: a listener that
+        # gives its unused credit back and asks again at once queues behind them,
+        # so one listener's idle polls cannot starve the server's other listeners.
+        self._waiting: collections.deque[object] = collections.deque()
 
     @property
     def in_flight(self) -> int:
@@ -27,15 +32,27 @@ class CreditGate:
         return self._in_flight
 
     def acquire(self, want: int, timeout: float) -> int:
-        """Take up to ``want`` credits, waiting at most ``timeout`` for any; 0 if none."""
+        """Take up to ``want`` credits, waiting at most ``timeout`` for any (in
+        turn with the other listeners waiting); 0 if none came."""
         with self._cond:
-            if self._in_flight >= self.limit and not self._cond.wait_for(
-                lambda: self._in_flight < self.limit, timeout
-            ):
-                return 0
-            granted = min(want, self.limit - self._in_flight)
-            self._in_flight += granted
-            return granted
+            if not self._waiting and self._in_flight < self.limit:
+                return self._grant(want)
+            turn = object()
+            self._waiting.append(turn)
+            try:
+                if not self._cond.wait_for(
+                    lambda: self._waiting[0] is turn and self._in_flight < self.limit, timeout
+                ):
+                    return 0
+                return self._grant(want)
+            finally:
+                self._waiting.remove(turn)
+                self._cond.notify_all()  # the next in line may go now
+
+    def _grant(self, want: int) -> int:
+        granted = min(want, self.limit - self._in_flight)
+        self._in_flight += granted
+        return granted
 
     def release(self, count: int) -> None:
         """Give back ``count`` credits (messages finished, or credit not used)."""

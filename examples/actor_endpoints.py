@@ -22,7 +22,7 @@ What it shows:
   events (recorded whatever the logging set-up), and ``server.trace(msg_id)``
   follows one call from the listener into the endpoint actor.
 
-Nothing goes to stderr: structlog is left unconfigured, so dovecote only
+Nothing goes to stderr: logging is left unconfigured, so dovecote only
 writes warnings and errors there, and a refused reservation is an expected
 exception (``@dovecote.expected_exceptions``), logged at info.
 """

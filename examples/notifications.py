@@ -29,7 +29,7 @@ What it shows:
 dovecote logs every requeue (``notification.requeued``, a warning), every
 endpoint exception (``dispatch.failed``, an error with its traceback) and
 every dead letter (``notification.dead_lettered``, an error) on stderr:
-with structlog unconfigured, those are the only lines there.
+with logging left unconfigured, those are the only lines there.
 """
 
 from __future__ import annotations

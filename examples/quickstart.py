@@ -66,7 +66,7 @@ class MeterEndpoint:
 
 def main() -> None:
     # No logging set-up: dovecote is quiet (WARNING and above, to stderr) until the
-    # application configures structlog; each actor keeps its recent events anyway.
+    # application configures logging; each actor keeps its recent events anyway.
     transport = dovecote.get_transport(URL)
     # Run on a broker, a demo tidies up: the queues it declares that were not there
     # before are deleted at the end. (A real service keeps its queues.)

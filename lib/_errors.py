@@ -138,8 +138,8 @@ class UnsupportedVersion(MessagingException):
 class ExpectedException(Exception):
     """Wraps an exception an endpoint declared with ``expected_exceptions``.
 
-    The server logs it without a traceback at error level; the caller gets the
-    original exception.
+    The server logs it at info level, without a traceback (the endpoint said
+    it may happen); the caller gets the original exception.
     """
 
     def __init__(self, exc_info: tuple[Any, Any, Any] | None = None) -> None:

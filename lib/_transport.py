@@ -33,6 +33,8 @@ _BUILTIN_DRIVERS = {
     "amqps": "dovecote.drivers.amqp1:Amqp1Driver",
     "qpid": "dovecote.drivers.amqp1:Amqp1Driver",
 }
+#: The extra that brings a scheme's missing package (every AMQP 1.0 spelling: Proton).
+_EXTRAS = {"amqp1": "amqp1", "amqps": "amqp1", "qpid": "amqp1"}
 
 
 class DriverUnavailable(InvalidTransportURL):
@@ -56,7 +58,7 @@ def _load_driver_class(url: TransportURL) -> type[Driver]:
             raise DriverUnavailable(str(url), msg)
     except ImportError as exc:
         msg = (f"the {name!r} driver needs a package that is not installed ({exc.name}); "
-               f"install it, e.g. pip install 'dovecote[{name}]'")
+               f"install it: pip install 'dovecote[{_EXTRAS.get(name, name)}]'")
         raise DriverUnavailable(str(url), msg) from None
     if not (isinstance(cls, type) and issubclass(cls, Driver)):
         raise DriverUnavailable(str(url), f"driver {cls!r} is not a dovecote Driver")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole check, as README.md states it: lint, types, and the test suite on every
-# transport. Starts (and if needed installs) a local RabbitMQ with the AMQP 1.0
-# plugin when none answers on 127.0.0.1:5672. On CI (CI=true) a broker that cannot
-# be started is a failure; elsewhere the broker tests fail too, loudly.
+# The whole check, as README.md states it: lint, types, the test suite on every
+# transport, and the docs (built with -W -n and their doctests run, by tests/docs).
+# Starts (and if needed installs) a local RabbitMQ with the AMQP 1.0 plugin when
+# none answers on 127.0.0.1:5672, and Redis. On CI (CI=true) a broker that cannot
+# be started is a failure; elsewhere its tests are skipped, each saying why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,5 +1,5 @@
 """Raw access to the test Redis behind ``kombu+redis://``, and the list of what
-kombu's Redis transport cannot do (:data:`REDIS_LIMITS`, the README's "Redis
+kombu's Redis transport cannot do (:data:`REDIS_LIMITS`, the transports guide's "Redis
 limits" table; ``tests/drivers/test_redis_transport.py`` checks the rows that are
 behaviour).
 
@@ -27,7 +27,7 @@ REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 0
 #: kombu's separator inside a binding member.
 _SEP = "\x06\x16"
 
-#: What kombu's Redis transport cannot give, by key (the README's "Redis limits"
+#: What kombu's Redis transport cannot give, by key (the transports guide's "Redis limits"
 #: table). No test of the behaviour suites needs a skip on Redis today.
 REDIS_LIMITS: dict[str, str] = {
     "confirms": "no publisher confirms or basic.nack: a publish returns once Redis "
@@ -47,7 +47,7 @@ REDIS_LIMITS: dict[str, str] = {
     "broker_kill": "no broker-side connection kill (rabbitmqctl) on Redis",
     "prefetch": "no broker-side prefetch: kombu's Redis consumer takes what its QoS "
                 "allows, the rest stays in the list",
-    "queue_arguments": "queue arguments (quorum, ha, x-expires) are ignored by "
+    "queue_arguments": "queue arguments (quorum, ha) are ignored by "
                        "kombu's Redis transport",
 }
 

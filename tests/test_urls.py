@@ -4,6 +4,8 @@ password, driver lookup through the ``dovecote.drivers`` entry points, and the
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import entry_points
 
 import pytest
@@ -183,3 +185,20 @@ def test_password_options_of_the_query_are_masked_too() -> None:
         assert "pw2" not in text
         assert "ssl_ca_file=ca.pem" in text
     assert url.query["ssl_key_password"] == "pw2"
+
+
+@pytest.mark.parametrize("scheme", ["amqp1", "amqps", "qpid"])
+def test_every_amqp1_spelling_without_proton_names_the_extra_to_install(scheme: str) -> None:
+    """Without python-qpid-proton, each AMQP 1.0 scheme says to install
+    ``dovecote[amqp1]`` (not an extra named after the scheme, which does not exist)."""
+    script = (
+        "import sys; sys.modules['proton'] = None\n"
+        "import dovecote\n"
+        "try:\n"
+        f"    dovecote.get_transport('{scheme}://127.0.0.1:5672/')\n"
+        "except dovecote.InvalidTransportURL as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert "pip install 'dovecote[amqp1]'" in out

@@ -308,7 +308,7 @@ class NotificationHandler(Handler):
         def failed(attempt: int, retry_in: float | None, exc: Exception) -> None:
             fields = {**self._fields(incoming), "reason": reason, "attempt": attempt,
                       "retry_in": retry_in, "error": describe(exc)}
-            if what == "requeue":  # literal event names: the README's table is checked
+            if what == "requeue":  # literal event names: the docs' events table is checked
                 actor_log(self.log).error("notification.requeue_failed", **fields)
             else:
                 actor_log(self.log).error("notification.dead_letter_failed", **fields)

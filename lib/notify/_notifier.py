@@ -2,7 +2,7 @@
 
 Drivers, as in oslo.messaging: ``messagingv2`` (the default: enveloped JSON on
 the transport), ``messaging`` (bare JSON, the old format), ``log`` (one
-structlog line per notification), ``noop`` (nothing) and ``test`` (kept in
+log line per notification), ``noop`` (nothing) and ``test`` (kept in
 memory for tests, see :func:`get_test_notifications`). Several at once are
 allowed.
 """

@@ -3,8 +3,10 @@
 Every public name of oslo.messaging 18 with its signature, reading the same
 ``oslo.config`` options (``dovecote.oslo.opts.list_opts``), built on
 :mod:`dovecote.rpc` and :mod:`dovecote.notify`. Install with
-``pip install 'dovecote[oslo]'``. What behaves differently is in the README's
-migration guide.
+``pip install 'dovecote[oslo]'``. What behaves differently is in the docs'
+migration guide (``docs/guides/oslo.md``). dovecote's one name beyond
+oslo.messaging's: :class:`UnimplementedOptionWarning`, to filter the warning an
+option dovecote registers but does not implement gives when it is set.
 """
 
 from .._endpoints import (
@@ -30,6 +32,7 @@ from .._errors import (
 )
 from ..rpc._dispatcher import RPCDispatcher
 from . import dispatcher, exceptions, notify, rpc, serializer, server, target, transport
+from ._config import UnimplementedOptionWarning
 from ._errors import (
     ClientSendError,
     DriverLoadFailure,
@@ -100,6 +103,7 @@ __all__ = [
     "TransportHost",
     "TransportOptions",
     "TransportURL",
+    "UnimplementedOptionWarning",
     "UnsupportedVersion",
     "dispatcher",
     "exceptions",

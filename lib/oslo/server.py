@@ -27,12 +27,17 @@ class MessageHandlingServer(actors.MessageHandlingServer):
     def start(self, override_pool_size: int | None = None) -> None:
         """Start serving; ``override_pool_size`` replaces the number of worker
         actors (``executor_thread_pool_size``) for this start."""
-        if override_pool_size is not None:
-            if override_pool_size < 1:
-                msg = f"override_pool_size must be at least 1, not {override_pool_size}"
-                raise ValueError(msg)
-            self.max_workers = override_pool_size
-        super().start()
+        if override_pool_size is None:
+            super().start()
+            return
+        if override_pool_size < 1:
+            msg = f"override_pool_size must be at least 1, not {override_pool_size}"
+            raise ValueError(msg)
+        configured, self.max_workers = self.max_workers, override_pool_size
+        try:
+            super().start()
+        finally:  # a later start() without it gets the configured size again
+            self.max_workers = configured
 
     def reset(self) -> None:
         """Nothing to reset: kept because oslo.messaging's servers have it

@@ -281,8 +281,9 @@ def get_rpc_client(
     ``timeout``: seconds a ``call`` waits for its answer (``None``: forever);
     ``version_cap``: the highest version requests may ask for;
     ``serializer``: turns arguments, results and the context into JSON values;
-    ``retry``: how often a failed send is retried (``None`` or -1: until it
-    is sent, 0: never);
+    ``retry``: how often a failed send is retried (``None``: as the
+    transport's ``max_retries`` says, by default until it is sent; -1: until
+    it is sent; 0: never);
     ``call_monitor_timeout``: seconds of server silence a call tolerates (the
     server sends heartbeats meanwhile); ``transport_options``: per-send driver
     options (``{"at_least_once": True}``: an unroutable call fails at once).

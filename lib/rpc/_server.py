@@ -363,8 +363,8 @@ def get_rpc_server(
     blocks and methods run in the thread that called it, until ``stop()``.
     At most ``max_in_flight`` requests are taken from the transport and not
     yet finished; the rest wait at the broker. ``control`` serves the control
-    endpoint (namespace ``dovecote.control``: ``ping``, ``actors``,
-    ``events``, and oslo.messaging's ``oslo_rpc_server_ping``); each actor
+    endpoint (namespace ``dovecote.control``: ``ping``, ``info``, ``describe``,
+    ``actors``, ``events``, and oslo.messaging's ``oslo_rpc_server_ping``); each actor
     keeps its last ``event_history`` events (0: none). ``server_cls`` is the
     class built (a :class:`~dovecote.actors.MessageHandlingServer` subclass).
     """

@@ -40,8 +40,8 @@ class DeclaredQueues:
 
         declared = DeclaredQueues(transport)
         ...  # servers, notifiers, listeners on transport
+        declared.delete()  # first: it uses the transport
         transport.cleanup()
-        declared.delete()
     """
 
     def __init__(self, transport: Transport) -> None:

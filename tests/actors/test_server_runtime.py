@@ -225,6 +225,46 @@ def test_remove_listener_stops_its_actor(transport: dovecote.Transport, topic: s
         assert len(listeners(server)) == 1
 
 
+@pytest.mark.parametrize("limit", [1, 3, 64])
+def test_a_small_max_in_flight_is_shared_by_every_listener(unique: str, limit: int) -> None:
+    """Listeners take turns for credit: one whose idle polls hold all of a small
+    ``max_in_flight`` does not starve another listener of the same server."""
+    first = dovecote.get_transport(f"memory://first_{unique}")
+    second = dovecote.get_transport(f"memory://second_{unique}")
+    try:
+        server = dovecote.get_rpc_server(first, Target(topic="work", server="s1"), [Where()],
+                                         max_workers=2, max_in_flight=limit)
+        with running(server):
+            server.listen(second, Target(topic="work", server="s1"))
+            assert wait_until(lambda: len(listeners(server)) == 2)
+            for value in range(10):
+                assert client_for(second, "work").call({}, "echo", value=value) == value
+                assert client_for(first, "work").call({}, "echo", value=value) == value
+    finally:
+        first.cleanup()
+        second.cleanup()
+
+
+def test_a_removed_listener_that_keeps_crashing_is_not_restarted(unique: str) -> None:
+    """``remove_listener`` stops a listener that is crashing and restarting with
+    backoff: it is not restarted again, and leaves ``actors()``."""
+    transport = dovecote.get_transport(f"memory://kept_{unique}")
+    broken = dovecote.get_transport(f"memory://broken_{unique}")
+    try:
+        with serve(transport, Target(topic="work", server="s1"), [Where()]) as server:
+            spec = server.listen(broken, Target(topic="work"))
+            broken.cleanup()  # its listener crashes, and is restarted with backoff
+            assert wait_until(lambda: sum(
+                e["event"] == "listener.restarting" for e in server.events(kind="dispatcher")
+            ) >= 2)
+            server.remove_listener(spec)
+            assert wait_until(lambda: [r["target"] for r in listeners(server)] == [
+                str(Target(topic="work", server="s1"))])
+            assert client_for(transport, "work").call({}, "echo", value=1) == 1
+    finally:
+        transport.cleanup()
+
+
 # -- stop, wait, restart, threads ---------------------------------------------------------
 @pytest.mark.parametrize("executor", ["threading", "blocking"])
 def test_stop_is_graceful_in_flight_calls_get_their_replies(

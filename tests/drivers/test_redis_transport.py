@@ -1,6 +1,6 @@
 """``kombu+redis://`` where it differs from RabbitMQ: what dovecote does about
 it (a list item that is no kombu message is logged and dropped; a listener is
-subscribed to its fanout when ``listen()`` returns), and the limits the README's
+subscribed to its fanout when ``listen()`` returns), and the limits the transports guide's
 "Redis limits" table states (from ``_redis_support.REDIS_LIMITS``), checked as
 behaviour so a kombu upgrade that changes them shows here."""
 

@@ -1,96 +1,104 @@
-"""The README's table of events is checked against the code: every event name
-dovecote logs (found by reading ``lib/`` and ``actors/`` with :mod:`ast`: the
-log calls whose first argument is a literal event name) is in the table, the
-table names no event the code does not log, and each row's level column covers
-the levels the code logs its events at."""
+"""The documented table of log events is checked against the code.
+
+``docs/_ext/event_scan.py`` finds every event dovecote logs by reading ``lib/``
+and ``actors/`` with :mod:`ast` (the log calls whose first argument is a literal
+event name), with its levels and its logger; ``docs/_ext/events.toml`` describes
+each one. They must agree: every event logged is described, nothing described
+is not logged, each entry's levels are exactly the levels the code logs it at,
+and no event name is built at run time. The docs build fails on the same
+mismatches (``dovecote_events``); this test says so before any build.
+"""
 
 from __future__ import annotations
 
-import ast
-import collections
-import re
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-#: What dovecote's loggers and ActorLog offer, and the level each logs at.
-METHODS = {"debug": "debug", "debug_fields": "debug", "debug_values": "debug",
-           "record_values": "debug", "info": "info", "warning": "warning", "error": "error",
-           "critical": "critical"}
-EVENT = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
-LEVELS = ("debug", "info", "warning", "error", "critical")
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
-
-def code_events(*roots: Path) -> tuple[dict[str, set[str]], list[str]]:
-    """``{event: {levels}}`` of every log call under ``roots``, and the places
-    where an event name is built at run time (an f-string: not checkable)."""
-    events: dict[str, set[str]] = collections.defaultdict(set)
-    built: list[str] = []
-    for root in roots:
-        for path in sorted(root.rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                        and node.func.attr in METHODS and node.args):
-                    continue
-                first = node.args[0]
-                if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                    if EVENT.fullmatch(first.value):
-                        events[first.value].add(METHODS[node.func.attr])
-                elif isinstance(first, ast.JoinedStr):
-                    head = first.values[0] if first.values else None
-                    if (isinstance(head, ast.Constant) and isinstance(head.value, str)
-                            and re.match(r"[a-z_]+\.", head.value)):
-                        built.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    return dict(events), built
-
-
-def table_rows(readme: str) -> list[tuple[set[str], set[str]]]:
-    """The rows of the README's "### Events" table: (event names, levels)."""
-    section = readme.split("\n### Events\n", 1)[1]
-    rows = []
-    for line in section.splitlines()[1:]:
-        if not line.startswith("|"):
-            if rows:
-                break
-            continue
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if cells[0] in {"event", "---"}:
-            continue
-        names = {name for name in re.findall(r"`([^`]+)`", cells[0]) if EVENT.fullmatch(name)}
-        rows.append((names, set(re.findall(r"[a-z]+", cells[1])) & set(LEVELS)))
-    return rows
-
-
-def mismatches(readme: str) -> list[str]:
-    """What is wrong between the code and the table (empty: they agree)."""
-    events, built = code_events(ROOT / "lib", ROOT / "actors")
-    rows = table_rows(readme)
-    listed = set().union(*(names for names, _ in rows)) if rows else set()
-    problems = [f"event name built at run time (write it literally): {place}"
-                for place in built]
-    problems += [f"logged but not in the README's table: {name} ({'/'.join(sorted(levels))})"
-                 for name, levels in sorted(events.items()) if name not in listed]
-    problems += [f"in the README's table but never logged: {name}"
-                 for name in sorted(listed - set(events))]
-    for names, levels in rows:
-        for name in sorted(names & set(events)):
-            if not events[name] <= levels:
-                problems.append(f"{name} is logged at {'/'.join(sorted(events[name]))}; "
-                                f"its row says {'/'.join(sorted(levels)) or 'nothing'}")
-    return problems
+import event_scan  # noqa: E402  (docs/_ext is not a package)
 
 
 def test_the_scan_finds_the_events_it_must() -> None:
-    """The scan itself: events logged through every kind of call are found."""
-    events, built = code_events(ROOT / "lib", ROOT / "actors")
-    assert events["server.interrupted"] == {"warning"}  # a module logger
-    assert "debug" in events["message.received"]  # ActorLog.debug_fields
-    assert "debug" in events["dispatch.started"]  # ActorLog.debug_values
-    assert {"warning", "error", "info"} <= events["dispatch.failed"]
+    """The scan itself: events logged through every kind of call are found,
+    with their levels and loggers."""
+    events, built = event_scan.scan()
+    assert events["server.interrupted"].levels == {"warning"}  # a module logger
+    assert "debug" in events["message.received"].levels  # ActorLog.debug_fields
+    assert "debug" in events["dispatch.started"].levels  # ActorLog.debug_values
+    assert {"warning", "error", "info"} <= events["dispatch.failed"].levels
     assert "notification.requeue_failed" in events
     assert len(events) >= 60
     assert not built
+    assert events["server.interrupted"].loggers == {"dovecote.actors.server"}
+    assert events["message.received"].loggers == {"dovecote.actors"}  # an actor's own log
+    assert events["dispatch.failed"].loggers == {"dovecote.rpc.server", "dovecote.notify.handler"}
+    assert events["sender.reconnecting"].loggers == {"dovecote.drivers.amqp1"}
 
 
-def test_the_readme_events_table_matches_the_code() -> None:
-    problems = mismatches((ROOT / "README.md").read_text(encoding="utf-8"))
+def test_the_events_table_matches_the_code() -> None:
+    problems = event_scan.mismatches()
     assert not problems, "\n".join(problems)
+
+
+def test_the_mismatches_are_found() -> None:
+    """A drift in either direction, or in levels, is reported."""
+    events, _ = event_scan.scan()
+    described = dict(event_scan.descriptions())
+    gone = described.pop("server.started")
+    described["server.exploded"] = {"levels": ["error"], "meaning": "never logged"}
+    described["listener.started"] = {**described["listener.started"], "levels": ["debug"]}
+    problems = "\n".join(event_scan.mismatches(events, described))
+    assert "logged but not in events.toml: server.started" in problems
+    assert "in events.toml but never logged: server.exploded" in problems
+    assert "listener.started is logged at info; events.toml says debug" in problems
+    assert gone["levels"] == ["info"]
+
+
+_LOGGED_BY = """
+import json, logging
+import dovecote
+
+seen = {}
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        seen.setdefault(record.event, set()).add(record.name)
+
+class Adder:
+    def add(self, ctxt, a, b):
+        return a + b
+
+top = logging.getLogger("dovecote")
+top.addHandler(Keep())
+top.setLevel(logging.DEBUG)
+transport = dovecote.get_transport("memory://logger-names")
+server = dovecote.get_rpc_server(transport, dovecote.Target(topic="t", server="s"), [Adder()])
+server.start()
+try:
+    client = dovecote.get_rpc_client(transport, dovecote.Target(topic="t"), timeout=10)
+    assert client.call({}, "add", a=1, b=2) == 3
+finally:
+    server.stop()
+    server.wait(timeout=10)
+    transport.cleanup()
+print(json.dumps({event: sorted(names) for event, names in seen.items()}))
+"""
+
+
+def test_the_loggers_found_are_those_the_records_come_from() -> None:
+    """What a server on ``memory://`` logs reaches ``logging`` under the
+    logger the scan names for each event (in a fresh interpreter: logging and
+    structlog as a user who configured nothing has them)."""
+    events, _ = event_scan.scan()
+    done = subprocess.run([sys.executable, "-c", _LOGGED_BY], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    seen: dict[str, list[str]] = json.loads(done.stdout)
+    assert {"server.started", "message.received", "dispatch.ok", "reply.sent",
+            "listener.stopped"} <= set(seen)
+    for event, loggers in seen.items():
+        assert set(loggers) <= events[event].loggers, (event, loggers, events[event].loggers)

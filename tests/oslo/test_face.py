@@ -126,6 +126,31 @@ def test_executor_eventlet_warns_and_runs_on_threads_unknown_fails(conf: Any) ->
         transport.cleanup()
 
 
+def test_override_pool_size_sizes_one_start_only(conf: Any) -> None:
+    """``start(override_pool_size=N)`` runs N workers for that start; a later
+    ``start()`` gets ``executor_thread_pool_size`` again, as in oslo.messaging."""
+    transport = om.get_rpc_transport(conf, url="fake:/")
+    server = om.get_rpc_server(transport, om.Target(topic="t", server="s"), [Adder()],
+                               "threading")
+
+    def workers() -> int:
+        return sum(1 for actor in server.actors() if actor["kind"] == "worker")
+
+    try:
+        server.start(override_pool_size=3)
+        assert workers() == 3
+        server.stop()
+        server.wait()
+        server.start()
+        assert workers() == 64  # [DEFAULT] executor_thread_pool_size
+        with pytest.raises(ValueError, match="at least 1"):
+            server.start(override_pool_size=0)
+    finally:
+        server.stop()
+        server.wait()
+        transport.cleanup()
+
+
 def test_an_endpoint_whose_target_is_not_a_target_is_refused(conf: Any) -> None:
     class Bad:
         def target(self, ctxt: Any) -> None: ...
@@ -147,7 +172,7 @@ def test_rabbit_section_becomes_driver_options_and_unimplemented_ones_warn(conf:
     conf.set_override("kombu_compression", "gzip", group="oslo_messaging_rabbit")
     _config.reset_warnings()
     url = om.TransportURL.parse(conf, "rabbit://h:5672/?rabbit_quorum_queue=false")
-    with pytest.warns(_config.UnimplementedOptionWarning, match="kombu_compression"):
+    with pytest.warns(om.UnimplementedOptionWarning, match="kombu_compression"):
         options = _config.driver_options(conf, url)
     assert options == {"prefetch_count": 7}  # the URL's own value wins
     with warnings.catch_warnings():

@@ -24,7 +24,7 @@ exist first. Two plans ship:
     demand (Qpid broker-J / qpidd with auto-create, ActiveMQ Artemis, Qpid
     Dispatch Router with ``multicast`` address prefix configured):
     ``<exchange>/<topic>``, ``<exchange>/<topic>.<server>``,
-    ``multicast/<exchange>/<topic>``, ``<reply queue>`` and
+    ``multicast/<topic>``, ``<reply queue>`` and
     ``<exchange>/<topic>.<priority>``. Nothing is declared; a notification pool
     other than the default cannot be expressed and is refused.
 """

@@ -34,7 +34,8 @@ __all__ = ["OPTION_NAMES", "RABBITMQ_MIN_HEARTBEAT", "Amqp1Broker"]
 RABBITMQ_MIN_HEARTBEAT = 2.0
 
 
-#: Every option the driver reads (listed in :mod:`._driver`'s docstring and the README).
+#: Every option the driver reads (listed in :mod:`._driver`'s docstring and the
+#: docs' options table).
 OPTION_NAMES = TLS_OPTION_NAMES | {
     "addressing", "queue_expires", "notification_pool_ttl", "notification_queue_ttl",
     "notification_queue_max_length", "amqp_durable_queues", "prefetch", "connect_timeout",

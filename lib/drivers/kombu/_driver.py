@@ -53,7 +53,7 @@ class KombuDriver(Driver):
     """The RabbitMQ driver (and any kombu transport through ``kombu+SCHEME://``).
 
     Options (URL query or ``get_transport`` keyword arguments) are listed in
-    :class:`~._options.KombuOptions` and the README.
+    :class:`~._options.KombuOptions` and the docs' options table (docs/reference/options.md).
     """
 
     confirms = True

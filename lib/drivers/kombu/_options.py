@@ -69,7 +69,7 @@ NOTIFICATION_BOUNDS = ("notification_queue_ttl", "notification_queue_max_length"
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class KombuOptions:
     """Every option the kombu driver reads, with oslo.messaging's defaults
-    unless noted. See the README's option table for what each one does."""
+    unless noted. The docs' options table (docs/reference/options.md) says what each does."""
 
     heartbeat_timeout_threshold: int = 60
     rabbit_login_method: str = "AMQPLAIN"
