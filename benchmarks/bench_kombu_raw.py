@@ -164,6 +164,30 @@ def raw_calls(n: int) -> list[float]:
     return times
 
 
+def raw_calls_to(request_queue: Queue, n: int) -> list[float]:
+    """The caller's half of :func:`raw_calls`, for a server elsewhere (another
+    process) consuming ``request_queue``: ``n`` sequential request/reply round
+    trips, in seconds each."""
+    reply_q = f"reply_{uuid.uuid4().hex}"
+    with Connection(RAW, transport_options={"confirm_publish": True}) as caller:
+        replies = Queue(reply_q, auto_delete=True)
+        got = threading.Event()
+        Consumer(caller.default_channel, [replies], callbacks=[lambda body, message: got.set()],
+                 no_ack=True).consume()
+        producer = Producer(caller.channel())
+        times = []
+        for i in range(n):
+            started = time.perf_counter()
+            got.clear()
+            producer.publish({"i": i, "reply_q": reply_q}, exchange=request_queue.exchange,
+                             routing_key=request_queue.routing_key)
+            while not got.is_set():
+                with contextlib.suppress(TimeoutError):
+                    caller.drain_events(timeout=1)
+            times.append(time.perf_counter() - started)
+    return times
+
+
 def raw_casts(n: int) -> float:
     topic = f"rawbench_{uuid.uuid4().hex[:8]}"
     exchange = Exchange("openstack", type="topic", durable=False)

@@ -59,6 +59,7 @@ from importlib import metadata
 from pathlib import Path
 
 import bench_amqp1
+import bench_deployed_report
 import bench_kombu_raw
 import bench_memory
 import bench_notifications
@@ -325,9 +326,11 @@ def print_table(table: list[Line]) -> None:
 
 
 # -- the chart ------------------------------------------------------------------------------------
-def chart(results: dict[str, dict[str, float]], path: Path) -> bool:
-    """Casts per second against client threads, one line per library; False
-    (and one line said) when matplotlib is missing."""
+def chart(results: dict[str, dict[str, float]], path: Path,
+          deployed: bench_deployed_report.Results | None = None) -> bool:
+    """Casts per second against client threads, one line per library (same
+    process), and beside it the as-deployed rates (``deployed``); False (and one
+    line said) when matplotlib is missing."""
     try:
         import matplotlib as mpl
     except ImportError:
@@ -337,7 +340,11 @@ def chart(results: dict[str, dict[str, float]], path: Path) -> bool:
     mpl.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(10, 6), dpi=100)
+    if deployed is None:
+        figure, axes = plt.subplots(figsize=(10, 6), dpi=100)
+    else:
+        figure, (axes, right) = plt.subplots(1, 2, figsize=(18, 6), dpi=100)
+        bench_deployed_report.draw(right, deployed)
     for lib, marker in ((DOVECOTE, "o"), (OSLO, "s"), (KOMBU, "^")):
         axes.plot(THREADS, [results[lib][f"casts_{t}"] for t in THREADS], marker=marker,
                   linewidth=2, markersize=7, label=lib)
@@ -385,6 +392,9 @@ def main() -> None:
     parser.add_argument("--cpus", type=lambda text: {int(c) for c in text.split(",")},
                         help="pin this process (and the processes it starts) to these CPUs, "
                              "e.g. 0: every library alike, the broker keeps the others")
+    parser.add_argument("--same-process-only", action="store_true",
+                        help="leave out the as-deployed rows (bench_deployed: servers in "
+                             "processes of their own)")
     args = parser.parse_args()
     if args.cpus:
         os.sched_setaffinity(0, args.cpus)
@@ -400,10 +410,14 @@ def main() -> None:
     print("  ".join(f"{name} {version}" for name, version in found.items()))
     started = time.monotonic()
     results = measure(sizes)
+    deployed = None if args.same_process_only else bench_deployed_report.run_all(
+        quick=args.quick, rounds=sizes.rounds)
     elapsed = time.monotonic() - started
     table = lines(results, sizes)
-    print()
+    print("\nsame process: clients and servers in this process, as the tests run them\n")
     print_table(table)
+    if deployed is not None:
+        bench_deployed_report.report(deployed)
     goals = [line for line in table if line.met is not None]
     met = sum(1 for line in goals if line.met)
     print(f"\n{met} of {len(goals)} goals met; wall time {elapsed:.0f} s")
@@ -418,12 +432,13 @@ def main() -> None:
         "sizes": vars(sizes),
         "units": {"rates": "per second", "round trips": "seconds", "flood_rss": "bytes"},
         "results": results,
+        "deployed": deployed,
         "flood_bound": FLOOD_BOUND_WHY,
         "table": [asdict(line) for line in table],
         "goals_met": met, "goals": len(goals), "all_met": met == len(goals),
     }, indent=2) + "\n")
     print(f"JSON: {args.json}")
-    if chart(results, args.chart):
+    if chart(results, args.chart, deployed):
         print(f"chart: {args.chart}")
 
 

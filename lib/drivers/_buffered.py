@@ -11,16 +11,19 @@ socket to become readable must look at that buffer first (:func:`frame_ready`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import select
 import socket
+import threading
 from typing import Any
 
 import amqp.transport
 
 __all__ = [
-    "CHUNK", "STALL", "BufferedReads", "BufferedTCPTransport", "drain", "frame_ready",
-    "more_ready",
+    "CHUNK", "STALL", "BufferedReads", "BufferedTCPTransport", "Wakeup", "drain",
+    "frame_ready", "more_ready",
 ]
 
 #: The most bytes one ``recv`` asks for beyond what the current read needs.
@@ -89,14 +92,56 @@ def more_ready(conn: Any) -> bool:
     return not isinstance(transport, BufferedReads) or frame_ready(transport)
 
 
-def drain(conn: Any, timeout: float, *, readable: bool = False) -> None:
+class Wakeup:
+    """Ends a :func:`drain`'s wait from another thread: a pipe whose read end
+    the wait watches beside the socket. A worker that finished a message (and
+    could not send its acknowledgement because the listener's thread holds the
+    connection, waiting for the broker) calls :meth:`set`, so the listener sends
+    it now instead of after its wait: with the prefetch window full of
+    unacknowledged messages, the broker sends nothing more until it does."""
+
+    __slots__ = ("_lock", "_open", "_read", "_write")
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._open = True
+        self._lock = threading.Lock()  # no write to a closed (and maybe reused) descriptor
+
+    def fileno(self) -> int:
+        return self._read
+
+    def set(self) -> None:
+        """Wake the wait (a byte in the pipe; a full pipe is awake already)."""
+        with self._lock, contextlib.suppress(OSError):  # BlockingIOError: full, awake
+            if self._open:
+                os.write(self._write, b"!")
+
+    def clear(self) -> None:
+        """Take every byte :meth:`set` wrote."""
+        with contextlib.suppress(OSError):  # BlockingIOError: none left
+            while os.read(self._read, 4096):
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._open:
+                self._open = False
+                os.close(self._read)
+                os.close(self._write)
+
+
+def drain(conn: Any, timeout: float, *, readable: bool = False,
+          wakeup: Wakeup | None = None) -> None:
     """What kombu's ``conn.drain_events(timeout=timeout)`` does, for fewer
     system calls: wait (up to ``timeout``) until the broker sent something,
     then handle every frame that came, the first read from the socket and the
     rest from the buffer. py-amqp's own loop sets the socket's timeout twice per
     frame (a delivery is three frames); this sets it twice per drain.
 
-    ``readable``: the caller already saw the socket readable (no wait). Raises
+    ``readable``: the caller already saw the socket readable (no wait).
+    ``wakeup``: returns early, having read nothing, once it is set. Raises
     :class:`TimeoutError` when nothing came. Other kombu transports go through
     their ``drain_events``.
     """
@@ -106,9 +151,14 @@ def drain(conn: Any, timeout: float, *, readable: bool = False) -> None:
         conn.drain_events(timeout=timeout)
         return
     if not readable and not frame_ready(transport):
-        ready, _, _ = select.select([transport.sock], [], [], max(0.0, timeout))
+        watched = [transport.sock] if wakeup is None else [transport.sock, wakeup]
+        ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
         if not ready:
             raise TimeoutError
+        if wakeup is not None and wakeup in ready:
+            wakeup.clear()
+            if transport.sock not in ready:
+                return
     with transport.having_timeout(STALL):
         connection.blocking_read(None)
         while frame_ready(transport):  # whole frames already read: no system call

@@ -178,15 +178,16 @@ class RPCClient:
         if opts.target.fanout:
             raise InvalidTarget("A call cannot be a fanout; use cast", opts.target)
         context, message = self._message(ctxt, method, kwargs)
-        pending = PendingReply(
-            _wire.new_id(), timeout=opts.timeout, call_monitor_timeout=opts.call_monitor_timeout
-        )
+        msg_id = _wire.new_id()
         probe = wire_context = None
-        if _probes.probes:
+        if _probes.probes:  # timed from before the call's deadline is set: never shorter
             probe = _probes.Sending("call", str(opts.target.topic), method,
                                     driver=self.transport.driver, target=opts.target,
-                                    message_id=pending.msg_id)
+                                    message_id=msg_id)
             wire_context = probe.start(context)
+        pending = PendingReply(
+            msg_id, timeout=opts.timeout, call_monitor_timeout=opts.call_monitor_timeout
+        )
         driver = self.transport.driver
         driver.expect_reply(pending)
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import structlog
-from _rpc_support import wait_until
+from _rpc_support import PATIENCE, wait_until
 from kombu import Connection, Exchange, Producer, Queue
 
 import dovecote
@@ -349,6 +349,40 @@ def test_notifications_routing_and_ack(driver: KombuDriver, topic: str, raw: Any
         assert ready(raw, f"{topic}.info") == 0
     finally:
         listener.cleanup()
+
+
+def test_an_acknowledgement_made_while_the_listener_waits_is_sent_at_once(
+    rabbitmq: str, topic: str,
+) -> None:
+    """With the prefetch window full, the broker sends nothing more until an
+    acknowledgement arrives. One made in another thread while the listener's
+    thread waits for the broker (holding the connection) wakes that wait, so it
+    is sent at once, not after the poll times out (which stalled a backlog's
+    drain at one prefetch window per poll timeout)."""
+    with dovecote.get_transport(rabbitmq, prefetch_count=1) as transport:
+        driver = transport.driver
+        listener = driver.listen_for_notifications([(dovecote.Target(topic=topic), "info")],
+                                                   None)
+        try:
+            notify(driver, topic, "info", 1)
+            notify(driver, topic, "info", 2)
+            (first,) = poll_until(listener, 1)
+            acknowledged = threading.Event()
+
+            def acknowledge_once_waiting() -> None:
+                acknowledged.wait(PATIENCE)
+                first.acknowledge()
+
+            threading.Thread(target=acknowledge_once_waiting, daemon=True).start()
+            started = time.monotonic()
+            acknowledged.set()  # the poll below is entered at once; the ack races it
+            second = listener.poll(30.0, 1)
+            waited = time.monotonic() - started
+            assert [m.message["event_type"] for m in second] == ["ev.2"]
+            assert waited < 15.0, f"the acknowledgement waited for the poll's end ({waited:.1f} s)"
+            second[0].acknowledge()
+        finally:
+            listener.cleanup()
 
 
 def test_pool_members_share_and_bind_every_key(driver: KombuDriver, topic: str) -> None:

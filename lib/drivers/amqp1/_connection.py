@@ -139,7 +139,8 @@ class Attempts:
         return self._failures
 
     def check(self, seen: int) -> None:
-        """Raise ``ConnectionError`` if an attempt failed since ``seen`` (under the lock)."""
+        """Raise ``ConnectionError`` if an attempt failed since ``seen`` (under the
+        lock, or while waiting for it: two reads of values the lock's holder sets)."""
         if self._failures != seen and self._last is not None:
             raise ConnectionError(f"{self._last} (found while waiting for the connection "
                                   "attempt in progress)")

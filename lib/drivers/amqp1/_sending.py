@@ -110,9 +110,16 @@ class SendChannel:
         ``_patience``; a connection that fails (to open, or while sending) is
         dropped under the lock, and the declarations are forgotten."""
         seen = self._attempts.seen()
-        if not self._lock.acquire(timeout=self._patience):
-            raise ConnectionError(
-                f"the sending connection stayed busy for {self._patience:.1f}s")
+        deadline = time.monotonic() + self._patience
+        # The lock is not fair: waiting for it alone, a sender could see another
+        # thread's fresh attempt start before it and wait that one out too. An
+        # attempt that failed while it waited fails it at once, lock or not.
+        while not self._lock.acquire(timeout=max(0.0, min(
+                _LOCK_POLL, deadline - time.monotonic()))):
+            self._attempts.check(seen)
+            if time.monotonic() >= deadline:
+                raise ConnectionError(
+                    f"the sending connection stayed busy for {self._patience:.1f}s")
         dropped = False
         try:
             if self._conn is None:
@@ -182,4 +189,6 @@ def _send(conn: BlockingConnection, link: Any, message: Message, *, timeout: flo
 
 
 #: Delivery states that end a send.
+#: How often a sender waiting for the connection looks for a failed attempt.
+_LOCK_POLL = 0.05
 _FINAL = frozenset({Delivery.ACCEPTED, Delivery.REJECTED, Delivery.RELEASED, Delivery.MODIFIED})

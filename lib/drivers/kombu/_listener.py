@@ -23,7 +23,7 @@ import amqp.exceptions
 
 from ...observe import _probes
 from ...observe._logging import get_logger
-from .._buffered import drain, more_ready
+from .._buffered import Wakeup, drain, more_ready
 from .._decoding import ERROR_HEADER, REDELIVERIES_HEADER, ROUTING_KEY_HEADER, unpack
 from .._tls import TLSRefused
 from ..base import IncomingMessage, Listener
@@ -75,6 +75,8 @@ class KombuListener(Listener):
         self._buffer: collections.deque[tuple[str, Any, int]] = collections.deque()
         #: (raw message, channel generation, release rather than acknowledge)
         self._settlements: queue.SimpleQueue[tuple[Any, int, bool]] = queue.SimpleQueue()
+        #: Set by a settlement the listener's thread must send (it holds the connection).
+        self._wakeup = Wakeup() if notifications else None
         #: Notifications: delivery tags on the current channel not acknowledged yet.
         self._unacked: set[int] = set()
         #: ``rabbit_stream_fanout``: where each stream resumes after a reconnection.
@@ -195,6 +197,8 @@ class KombuListener(Listener):
                 self._lost(exc)
             finally:
                 self._lock.release()
+        elif self._wakeup is not None:  # the listener's thread waits on the broker: wake it
+            self._wakeup.set()
 
     def _flush(self) -> None:
         """Send every queued settlement (under the lock). Deliveries from a lost
@@ -288,7 +292,7 @@ class KombuListener(Listener):
                 if wait <= 0:
                     return
             try:
-                drain(self._conn, wait)
+                drain(self._conn, wait, wakeup=self._wakeup)
             except TimeoutError:
                 if self._buffer:
                     return
@@ -387,5 +391,7 @@ class KombuListener(Listener):
                 self._conn.release()
             except Exception:  # noqa: BLE001 - closing a broken connection
                 log.debug("listener.close_failed", listener=self.name)
+            if self._wakeup is not None:
+                self._wakeup.close()
         self._forget(self)
 
