@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ __all__ = [
     "Attempts",
     "HostRing",
     "Inbox",
+    "acquire_unless_failed",
     "check_open",
     "close_quietly",
     "connect",
@@ -153,6 +155,28 @@ class Attempts:
     def worked(self) -> None:
         """A connection attempt succeeded: those still waiting try their own."""
         self._last = None
+
+
+#: How often a thread waiting for a connection's lock looks for a failed attempt.
+LOCK_POLL = 0.05
+
+
+def acquire_unless_failed(lock: threading.Lock, attempts: Attempts, seen: int, *,
+                          timeout: float | None = None) -> None:
+    """Take ``lock``, unless a connection attempt fails (:meth:`Attempts.check`)
+    while this waits for it: then raise ``ConnectionError`` at once, lock or not.
+    Waiting for the lock alone, a thread could see another's fresh attempt start
+    before it (the lock is not fair) and wait that one out too. ``timeout``:
+    ``ConnectionError`` after that many seconds of waiting."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = LOCK_POLL if deadline is None else max(
+            0.0, min(LOCK_POLL, deadline - time.monotonic()))
+        if lock.acquire(timeout=wait):
+            return
+        attempts.check(seen)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ConnectionError(f"the connection stayed busy for {timeout:.1f}s")
 
 
 def close_quietly(conn: BlockingConnection | None) -> None:

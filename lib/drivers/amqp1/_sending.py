@@ -21,7 +21,14 @@ from proton import Delivery, Link, Message
 from proton.utils import BlockingConnection, BlockingSender, SendException
 
 from ..._errors import MessageDeliveryFailure
-from ._connection import TRANSIENT_ERRORS, Attempts, close_quietly, describe, ended
+from ._connection import (
+    TRANSIENT_ERRORS,
+    Attempts,
+    acquire_unless_failed,
+    close_quietly,
+    describe,
+    ended,
+)
 
 if TYPE_CHECKING:
     from .._backoff import Backoff
@@ -110,16 +117,7 @@ class SendChannel:
         ``_patience``; a connection that fails (to open, or while sending) is
         dropped under the lock, and the declarations are forgotten."""
         seen = self._attempts.seen()
-        deadline = time.monotonic() + self._patience
-        # The lock is not fair: waiting for it alone, a sender could see another
-        # thread's fresh attempt start before it and wait that one out too. An
-        # attempt that failed while it waited fails it at once, lock or not.
-        while not self._lock.acquire(timeout=max(0.0, min(
-                _LOCK_POLL, deadline - time.monotonic()))):
-            self._attempts.check(seen)
-            if time.monotonic() >= deadline:
-                raise ConnectionError(
-                    f"the sending connection stayed busy for {self._patience:.1f}s")
+        acquire_unless_failed(self._lock, self._attempts, seen, timeout=self._patience)
         dropped = False
         try:
             if self._conn is None:
@@ -189,6 +187,4 @@ def _send(conn: BlockingConnection, link: Any, message: Message, *, timeout: flo
 
 
 #: Delivery states that end a send.
-#: How often a sender waiting for the connection looks for a failed attempt.
-_LOCK_POLL = 0.05
 _FINAL = frozenset({Delivery.ACCEPTED, Delivery.REJECTED, Delivery.RELEASED, Delivery.MODIFIED})

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import amqp
 import amqp.exceptions
 
-from ._connection import TRANSIENT_ERRORS, Attempts, HostRing, describe
+from ._connection import TRANSIENT_ERRORS, Attempts, HostRing, acquire_unless_failed, describe
 
 if TYPE_CHECKING:
     from ._address import Binding, QueueSpec
@@ -114,7 +114,8 @@ class Topology:
         """Declare what is missing (cached: declaring again costs nothing). A
         connection attempt that failed while this waited for the lock fails it too."""
         seen = self._attempts.seen()
-        with self._lock:
+        acquire_unless_failed(self._lock, self._attempts, seen)
+        try:
             if self._conn is None:
                 self._attempts.check(seen)
             try:
@@ -125,6 +126,8 @@ class Topology:
             except BaseException:
                 self._forget_locked()
                 raise
+        finally:
+            self._lock.release()
 
     def _queue(self, spec: QueueSpec) -> None:
         if ("q", spec.name) in self._known:
