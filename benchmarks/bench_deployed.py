@@ -134,7 +134,8 @@ class Publisher:
             self.notifier = api.Notifier(transport, publisher_id="bench", driver="messagingv2",
                                          topics=[topic])
 
-    def _producer(self) -> Any:
+    def producer(self) -> Any:
+        """Raw kombu: this thread's confirming producer (a connection of its own)."""
         producer = getattr(self._local, "producer", None)
         if producer is None:
             from kombu import Producer
@@ -147,11 +148,10 @@ class Publisher:
 
     def send(self, count: int) -> None:
         if self.lib == "raw":
-            producer, queue = self._producer(), raw_queue(self.kind, self.topic)
+            producer, queue = self.producer(), raw_queue(self.kind, self.topic)
             for i in range(count):
                 producer.publish({"method": "tick", "args": {"i": i}}, exchange=queue.exchange,
-                                 routing_key=queue.routing_key, declare=[queue],
-                                 delivery_mode=2)
+                                 routing_key=queue.routing_key, delivery_mode=2)
         elif self.kind == "rpc":
             for i in range(count):
                 self.client.cast({}, "tick", i=i)
@@ -209,7 +209,7 @@ def casts(lib: str, n: int, threads: int) -> dict[str, float]:
     try:
         with server_process(lib, "rpc", topic, n) as proc:
             if lib == "raw":  # a connection per thread, opened before the clock starts
-                in_threads(lambda count: publisher._producer() and None, threads, threads)
+                in_threads(lambda _count: publisher.producer(), threads, threads)
             started = time.time()
             in_threads(publisher.send, n, threads)
             outcome = result_of(proc)

@@ -34,7 +34,7 @@ _BUILTIN_DRIVERS = {
     "qpid": "dovecote.drivers.amqp1:Amqp1Driver",
 }
 #: The extra that brings a scheme's missing package (every AMQP 1.0 spelling: Proton).
-_EXTRAS = {"amqp1": "amqp1", "amqps": "amqp1", "qpid": "amqp1"}
+_EXTRAS = {"amqps": "amqp1", "qpid": "amqp1"}
 
 
 class DriverUnavailable(InvalidTransportURL):
