@@ -8,23 +8,42 @@ import threading
 __all__ = ["CreditGate", "InFlight"]
 
 
+class _Turn:
+    """A listener waiting for credit, and how much it waits for."""
+
+    __slots__ = ("need",)
+
+    def __init__(self, need: int) -> None:
+        self.need = need
+
+
 class CreditGate:
     """Counts messages taken from transports and not yet finished.
 
     Listeners :meth:`acquire` credit before polling and poll for no more than
     they got, so a flood waits at the broker instead of in actor mailboxes.
+
+    A listener that has to wait is woken once there is room for a useful
+    batch (``refill``: an eighth of the limit, or what it asked for if less),
+    not as each message finishes: with a backlog and every credit taken, a
+    wake-up per finished message made the listener take one message per poll
+    and contend with the workers for every lock on the way. The room it waits
+    for is credit the server could not use yet anyway (the messages already
+    taken wait for workers); a poll that times out waiting takes whatever
+    room there is.
     """
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError(f"max_in_flight must be at least 1, not {limit}")
         self.limit = limit
+        self.refill = max(1, limit // 8)
         self._in_flight = 0
         self._cond = threading.Condition(threading.Lock())
         # Listeners waiting for credit, first come first served: a listener that
         # gives its unused credit back and asks again at once queues behind them,
         # so one listener's idle polls cannot starve the server's other listeners.
-        self._waiting: collections.deque[object] = collections.deque()
+        self._waiting: collections.deque[_Turn] = collections.deque()
 
     @property
     def in_flight(self) -> int:
@@ -32,17 +51,20 @@ class CreditGate:
         return self._in_flight
 
     def acquire(self, want: int, timeout: float) -> int:
-        """Take up to ``want`` credits, waiting at most ``timeout`` for any (in
-        turn with the other listeners waiting); 0 if none came."""
+        """Take up to ``want`` credits, waiting at most ``timeout`` (in turn with
+        the other listeners waiting) for room for ``want`` or :attr:`refill`,
+        whichever is less; after that wait, whatever room there is (0: none)."""
+        need = max(1, min(want, self.refill))
         with self._cond:
-            if not self._waiting and self._in_flight < self.limit:
+            if not self._waiting and self.limit - self._in_flight >= need:
                 return self._grant(want)
-            turn = object()
+            turn = _Turn(need)
             self._waiting.append(turn)
             try:
-                if not self._cond.wait_for(
-                    lambda: self._waiting[0] is turn and self._in_flight < self.limit, timeout
-                ):
+                self._cond.wait_for(
+                    lambda: self._waiting[0] is turn
+                    and self.limit - self._in_flight >= turn.need, timeout)
+                if self._waiting[0] is not turn or self._in_flight >= self.limit:
                     return 0
                 return self._grant(want)
             finally:
@@ -60,7 +82,9 @@ class CreditGate:
             return
         with self._cond:
             self._in_flight -= count
-            self._cond.notify_all()
+            waiting = self._waiting
+            if waiting and self.limit - self._in_flight >= waiting[0].need:
+                self._cond.notify_all()
 
 
 class InFlight:

@@ -7,7 +7,7 @@ import datetime
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .._handling import Handler
     from .._target import Target
     from .._transport import Transport
+    from ..drivers.base import IncomingMessage
+    from ._flow import InFlight
 
 __all__ = ["EXECUTORS", "MessageHandlingServer"]
 
@@ -97,6 +99,8 @@ class MessageHandlingServer:
         self._lock = threading.RLock()  # actors register themselves while start() holds it
         self._actors: list[DovecoteActor] = []
         self._dispatcher: pykka.ActorRef[Any] | None = None
+        #: The running dispatcher's ``accept``, which listeners run (``"threading"``).
+        self._hand_off: Callable[[list[IncomingMessage], InFlight], None] | None = None
         self._stopped = threading.Event()
         self._stopped.set()
         self._stopping = threading.Event()
@@ -195,7 +199,7 @@ class MessageHandlingServer:
             batched=self.handler.batched, batch_size=self.handler.batch_size,
             batch_timeout=self.handler.batch_timeout, attempt=attempt, delay=delay,
             server_stopping=self._stopping, server=self.name, track=self._track,
-            history=self.event_history,
+            history=self.event_history, hand_off=self._hand_off,
         )
 
     def _track(self, actor: DovecoteActor) -> None:
@@ -249,6 +253,7 @@ class MessageHandlingServer:
                 history=self.event_history,
             )
             dispatcher = holder[0]
+            self._hand_off = None if blocking else dispatcher.accept
             if not blocking:
                 dispatcher.add_workers([
                     WorkerActor.start(dispatcher=self._dispatcher, work=dispatcher.work,

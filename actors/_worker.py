@@ -34,21 +34,26 @@ class WorkQueue:
     wake-up), yet a burst of quick jobs wakes only as many workers as it keeps
     busy, not one per job."""
 
-    __slots__ = ("_lock", "failed", "idle", "jobs", "report", "settled")
+    __slots__ = ("_lock", "failed", "idle", "jobs", "received", "report", "settled")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.jobs: collections.deque[Job] = collections.deque()
         self.idle: collections.deque[pykka.ActorRef[Any]] = collections.deque()
+        #: Messages handed over with :meth:`put` (by listeners, in their threads).
+        self.received = 0
         #: Messages the workers finished, and how many of them failed.
         self.settled = 0
         self.failed = 0
         #: Set by a stopping dispatcher: workers say when they run out of jobs.
         self.report = False
 
-    def put(self, jobs: list[Job]) -> pykka.ActorRef[Any] | None:
-        """Queue ``jobs``; the idle worker to wake for them (no longer idle), if any."""
+    def put(self, jobs: list[Job], received: int = 0) -> pykka.ActorRef[Any] | None:
+        """Queue ``jobs`` (for ``received`` messages taken, counted here when a
+        listener hands them over itself); the idle worker to wake for them (no
+        longer idle), if any."""
         with self._lock:
+            self.received += received
             self.jobs.extend(jobs)
             return self.idle.popleft() if self.idle and self.jobs else None
 
@@ -66,6 +71,11 @@ class WorkQueue:
         if helper is not None:
             tell(helper, WORK)
         return job
+
+    def unfinished(self) -> int:
+        """Messages counted by :meth:`put` less those the workers finished."""
+        with self._lock:
+            return self.received - self.settled
 
     def next_job(self) -> Job | None:
         """The next job, for a dispatcher that runs them itself (or drops them)."""

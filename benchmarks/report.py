@@ -18,7 +18,9 @@ scenario's functions come from the ``bench_*`` modules beside this file):
 6. ``memory://`` casts end to end and call round trips, with the
    ``"threading"`` and the ``"blocking"`` executor, against a pykka ``ask``
    (``bench_memory``), each in a fresh process (no RabbitMQ stack's idle
-   threads taking turns on its GIL);
+   threads taking turns on its GIL), and each measured twice in every round
+   (``A/A``): how far the two differ is this machine's noise on these rows,
+   which depend on how the OS schedules three threads on two cores;
 7. ``amqp1://`` call round trip and casts against raw python-qpid-proton
    (``bench_amqp1``);
 8. the resident set's growth while 100,000 casts flood a ``memory://`` server
@@ -85,9 +87,12 @@ FLOOD_BOUND_WHY = (
     "at the ~1.7 KiB each costs once taken (100,000 let in at once grow the process by "
     "~160 MiB) with the rest for allocator and sampling noise."
 )
-# Libraries, the columns of bench_rabbit.run.
-DOVECOTE, OSLO, KOMBU, PYAMQP, PYKKA, PROTON = (
-    "dovecote", "oslo.messaging", "raw kombu", "raw py-amqp", "pykka", "raw proton")
+# Libraries, the columns of bench_rabbit.run. AGAIN is dovecote's memory:// rows
+# measured a second time in each round, right after the first: the A/A pair
+# that shows how far two runs of the same code differ on this machine.
+DOVECOTE, OSLO, KOMBU, PYAMQP, PYKKA, PROTON, AGAIN = (
+    "dovecote", "oslo.messaging", "raw kombu", "raw py-amqp", "pykka", "raw proton",
+    "dovecote, again")
 #: scenario order within a round; related ones run next to each other
 NAMES = ("casts_1", "publish_1", "notify_1", "casts_2", "casts_4", "casts_8", "notify_8",
          "call_rtt", "calls_8", "amqp1_rtt", "amqp1_casts", "mem_casts_threading",
@@ -176,6 +181,7 @@ def libraries(warmup: int) -> Iterator[dict[str, dict[str, Scenario]]]:
                                                    bench_memory.pykka_ask_samples)},
             PROTON: {"amqp1_rtt": bench_amqp1.raw_calls,
                      "amqp1_casts": functools.partial(rate, bench_amqp1.raw_casts)},
+            AGAIN: memory_scenarios(),
         }
 
 
@@ -274,6 +280,10 @@ def lines(results: dict[str, dict[str, float]], sizes: argparse.Namespace) -> li
     for executor in ("threading", "blocking"):
         add("6", f"memory:// call round trip, {executor!r} executor", f"mem_rtt_{executor}",
             "us", [(PYKKA, "pykka_rtt", 3.0, False)])
+    for key, unit in (("mem_casts_threading", "msg/s"), ("mem_casts_blocking", "msg/s"),
+                      ("mem_rtt_threading", "us"), ("mem_rtt_blocking", "us")):
+        add("A/A", f"the noise: {key} measured twice, in turn", key, unit,
+            [(AGAIN, key, None, True)])
     add("7", "amqp1:// call round trip (median)", "amqp1_rtt", "ms",
         [(PROTON, "amqp1_rtt", 1.2, False)])
     add("7", "amqp1:// casts end to end, 1 client thread", "amqp1_casts", "msg/s",
@@ -294,6 +304,8 @@ def label_of(lib: str, key: str) -> str:
         return "raw kombu ping-pong"
     if lib == PROTON:
         return "raw proton request/reply" if key == "amqp1_rtt" else "raw proton confirmed"
+    if lib == AGAIN:
+        return "dovecote, the same again (A/A)"
     if lib == "queue alone":
         return "the same casts in the queue alone"
     return lib

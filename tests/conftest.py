@@ -24,6 +24,7 @@ import fcntl
 import logging
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import threading
@@ -36,6 +37,14 @@ import pytest
 from hypothesis import settings
 
 import dovecote
+
+# A suite started in the background of a non-interactive shell (``cmd &``) inherits
+# SIGINT ignored, and so would every process it starts: Python then never raises
+# KeyboardInterrupt, and the tests of what Ctrl+C does (which send SIGINT to a
+# child process) would time out. Each test process takes Python's own handler
+# back, so the children it starts begin with SIGINT's default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # No example database on disk: a failing example is printed (with its blob) instead.
 # oslo.messaging's functional suite runs in a process of its own (its conftest

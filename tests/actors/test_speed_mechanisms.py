@@ -218,3 +218,74 @@ def test_the_dispatcher_counts_what_its_workers_finished(unique: str) -> None:
         server.stop()
         server.wait(10)
         transport.cleanup()
+
+
+def test_a_threading_server_hands_batches_to_its_workers_without_the_dispatchers_mailbox(
+        unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each message wakes two threads on its way to the endpoint (the
+    listener's, a worker's): the listener runs the dispatcher's hand-off itself,
+    so no batch goes through the dispatcher's mailbox; the dispatcher still
+    counts and records every message, and the server still stops only once all
+    are finished."""
+    from dovecote.actors._dispatcher import DispatcherActor
+    from dovecote.actors._messages import Batch
+
+    mailbox: list[str] = []
+    original = DispatcherActor.on_message
+
+    def recording(self: DispatcherActor, message: object) -> object:
+        mailbox.append(type(message).__name__)
+        return original(self, message)
+
+    monkeypatch.setattr(DispatcherActor, "on_message", recording)
+    transport = dovecote.get_transport(f"memory://{unique}")
+    endpoint = _Counter()
+    endpoint.expected = 200
+    server = dovecote.get_rpc_server(
+        transport, dovecote.Target(topic="t", server="s"), [endpoint], max_workers=4,
+        event_history=1000)
+    server.start()
+    try:
+        client = dovecote.get_rpc_client(transport, dovecote.Target(topic="t"))
+        for _ in range(199):
+            client.cast({}, "tick")
+        client.call({}, "tick")
+        assert endpoint.done.wait(10)
+        assert wait_until(lambda: next(
+            a for a in server.actors() if a["kind"] == "dispatcher")["handled"] == 200)
+        queued = [e for e in server.events(kind="dispatcher") if e["event"] == "message.queued"]
+        assert sum(e["count"] for e in queued) == 200
+    finally:
+        server.stop()
+        assert server.wait(10)
+        transport.cleanup()
+    assert Batch.__name__ not in mailbox, mailbox
+    assert "ListenerDone" in mailbox  # the dispatcher still supervises its listeners
+
+
+def test_a_listener_waiting_for_credit_is_let_in_for_a_batch_not_one_message() -> None:
+    """With every credit taken, a listener waiting for more gets it once there
+    is room for a batch (an eighth of the limit, or what it asked for if less),
+    not one message at a time as each finishes (a wake-up and a poll per
+    message); a wait that times out still takes what room there is."""
+    from dovecote.actors._flow import CreditGate
+
+    gate = CreditGate(512)
+    assert gate.refill == 64
+    assert gate.acquire(512, 0.0) == 512
+    got: list[int] = []
+    waiter = threading.Thread(target=lambda: got.append(gate.acquire(100, 10.0)))
+    waiter.start()
+    assert wait_until(lambda: len(gate._waiting) == 1)
+    gate.release(10)  # room for 10: not yet a batch
+    gate.release(60)  # room for 70: the waiter takes up to what it asked, 70 here
+    waiter.join(10)
+    assert got == [70]
+    assert gate.in_flight == 512
+    gate.release(5)
+    assert gate.acquire(100, 0.01) == 5  # timed out waiting for a batch: what there is
+    small = CreditGate(3)
+    assert small.refill == 1
+    assert small.acquire(3, 0.0) == 3
+    small.release(1)
+    assert small.acquire(3, 0.0) == 1

@@ -351,34 +351,38 @@ def test_notifications_routing_and_ack(driver: KombuDriver, topic: str, raw: Any
         listener.cleanup()
 
 
-def test_an_acknowledgement_made_while_the_listener_waits_is_sent_at_once(
-    rabbitmq: str, topic: str,
+@pytest.mark.parametrize("prefetch", [1, 8])
+def test_acknowledgements_made_while_the_listener_waits_are_sent_at_once(
+    rabbitmq: str, topic: str, prefetch: int,
 ) -> None:
     """With the prefetch window full, the broker sends nothing more until an
-    acknowledgement arrives. One made in another thread while the listener's
-    thread waits for the broker (holding the connection) wakes that wait, so it
-    is sent at once, not after the poll times out (which stalled a backlog's
-    drain at one prefetch window per poll timeout)."""
-    with dovecote.get_transport(rabbitmq, prefetch_count=1) as transport:
+    acknowledgement arrives. Acknowledgements made in another thread while the
+    listener's thread waits for the broker (holding the connection) wake that
+    wait once they are a quarter of the window (not one wake-up each), so the
+    window's worth is sent at once, not after the poll times out (which stalled
+    a backlog's drain at one prefetch window per poll timeout)."""
+    with dovecote.get_transport(rabbitmq, prefetch_count=prefetch) as transport:
         driver = transport.driver
         listener = driver.listen_for_notifications([(dovecote.Target(topic=topic), "info")],
                                                    None)
         try:
-            notify(driver, topic, "info", 1)
-            notify(driver, topic, "info", 2)
-            (first,) = poll_until(listener, 1)
+            for i in range(1, prefetch + 2):
+                notify(driver, topic, "info", i)
+            window = poll_until(listener, prefetch)
+            assert len(window) == prefetch
             acknowledged = threading.Event()
 
             def acknowledge_once_waiting() -> None:
                 acknowledged.wait(PATIENCE)
-                first.acknowledge()
+                for taken in window:
+                    taken.acknowledge()
 
             threading.Thread(target=acknowledge_once_waiting, daemon=True).start()
             started = time.monotonic()
             acknowledged.set()  # the poll below is entered at once; the ack races it
             second = listener.poll(30.0, 1)
             waited = time.monotonic() - started
-            assert [m.message["event_type"] for m in second] == ["ev.2"]
+            assert [m.message["event_type"] for m in second] == [f"ev.{prefetch + 1}"]
             assert waited < 15.0, f"the acknowledgement waited for the poll's end ({waited:.1f} s)"
             second[0].acknowledge()
         finally:

@@ -77,6 +77,9 @@ class KombuListener(Listener):
         self._settlements: queue.SimpleQueue[tuple[Any, int, bool]] = queue.SimpleQueue()
         #: Set by a settlement the listener's thread must send (it holds the connection).
         self._wakeup = Wakeup() if notifications else None
+        #: Settlements queued before the waiting listener is woken to send them
+        #: (a quarter of the prefetch window; never, without one): see :meth:`settle`.
+        self._wake_at = max(1, opts.prefetch_count // 4) if opts.prefetch_count > 0 else 0
         #: Notifications: delivery tags on the current channel not acknowledged yet.
         self._unacked: set[int] = set()
         #: ``rabbit_stream_fanout``: where each stream resumes after a reconnection.
@@ -189,7 +192,8 @@ class KombuListener(Listener):
         for the thread that is draining it. Never raises: a settlement that
         cannot be sent costs the channel, and the broker gives back everything
         on it that was not settled."""
-        self._settlements.put((raw, generation, release))
+        settlements = self._settlements
+        settlements.put((raw, generation, release))
         if self._lock.acquire(blocking=False):
             try:
                 self._flush()
@@ -197,7 +201,12 @@ class KombuListener(Listener):
                 self._lost(exc)
             finally:
                 self._lock.release()
-        elif self._wakeup is not None:  # the listener's thread waits on the broker: wake it
+        elif self._wakeup is not None and self._wake_at and settlements.qsize() >= self._wake_at:
+            # The listener's thread holds the connection, waiting on the broker,
+            # which sends nothing more once the prefetch window is full of
+            # unsettled deliveries: wake it to send these. Not for each one (a
+            # thread wake-up per message); fewer wait for its next drain, at
+            # most one poll timeout away, or for the next delivery.
             self._wakeup.set()
 
     def _flush(self) -> None:
