@@ -37,6 +37,7 @@ class CreditGate:
         if limit < 1:
             raise ValueError(f"max_in_flight must be at least 1, not {limit}")
         self.limit = limit
+        #: Room a waiting listener is woken for: an eighth of ``limit``.
         self.refill = max(1, limit // 8)
         self._in_flight = 0
         self._cond = threading.Condition(threading.Lock())
@@ -52,7 +53,7 @@ class CreditGate:
 
     def acquire(self, want: int, timeout: float) -> int:
         """Take up to ``want`` credits, waiting at most ``timeout`` (in turn with
-        the other listeners waiting) for room for ``want`` or :attr:`refill`,
+        the other listeners waiting) for room for ``want`` or ``refill``,
         whichever is less; after that wait, whatever room there is (0: none)."""
         need = max(1, min(want, self.refill))
         with self._cond:
