@@ -5,6 +5,7 @@ CONTRIBUTING.md's links are checked the same way."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -115,3 +116,40 @@ def test_relative_links_lead_to_files(document: str) -> None:
         elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
             broken.append(f"{target}: no heading #{anchor} in {linked.relative_to(ROOT)}")
     assert not broken, f"{document} has broken links:\n" + "\n".join(broken)
+
+
+#: The README's performance rows and the ``report.json`` rows they show.
+PERFORMANCE_ROWS = {
+    "a fresh server process draining a backlog of casts": ("drain_rpc", "rate"),
+    "a fresh listener process draining notifications": ("drain_notify", "rate"),
+    "casts end to end, 8 client threads": ("casts_8", "rate"),
+    "casts end to end, 1 client thread": ("casts_1", "rate"),
+    "calls from 8 threads": ("calls_8", "rate"),
+    "call round trip, median": ("call_rtt", "rtt_ms"),
+}
+PERFORMANCE_COLUMNS = ("dovecote", "oslo", "raw")
+
+
+def test_performance_table_is_the_report_of_record() -> None:
+    """The README's as-deployed numbers are those ``benchmarks/report.py`` wrote
+    to ``benchmarks/results/report.json`` (rounded as shown), row by row."""
+    record = json.loads((ROOT / "benchmarks" / "results" / "report.json").read_text())
+    deployed = record["deployed"]
+    rows = [line for line in section(readme(), "Performance").splitlines()
+            if line.startswith("| ") and not line.startswith("| as deployed")
+            and "---" not in line]
+    shown = {cells[0]: cells[1:] for cells in
+             ([c.strip() for c in row.strip("|").split("|")] for row in rows)}
+    assert set(shown) == set(PERFORMANCE_ROWS), (
+        f"README.md's performance rows {sorted(shown)} are not {sorted(PERFORMANCE_ROWS)}")
+    for label, (row, field) in PERFORMANCE_ROWS.items():
+        for column, cell in zip(PERFORMANCE_COLUMNS, shown[label], strict=False):
+            number = re.match(r"[\d,.]+", cell)
+            if number is None:
+                assert row not in deployed.get(column, {}), f"{label}: {column} left out"
+                continue
+            value = float(number[0].replace(",", ""))
+            expected = deployed[column][row][field]
+            places = 2 if field == "rtt_ms" else 0
+            assert value == round(expected, places), (
+                f"README.md's {label!r} shows {cell!r} for {column}; report.json has {expected}")
