@@ -98,31 +98,43 @@ class Wakeup:
     could not send its acknowledgement because the listener's thread holds the
     connection, waiting for the broker) calls :meth:`set`, so the listener sends
     it now instead of after its wait: with the prefetch window full of
-    unacknowledged messages, the broker sends nothing more until it does."""
+    unacknowledged messages, the broker sends nothing more until it does.
 
-    __slots__ = ("_lock", "_open", "_read", "_write")
+    Set once until cleared: the settlements that come while it is set are sent
+    by the same wake-up, so they cost neither a system call nor another wake.
+    """
+
+    __slots__ = ("_lock", "_open", "_read", "_set", "_write")
 
     def __init__(self) -> None:
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
         self._open = True
+        self._set = False
         self._lock = threading.Lock()  # no write to a closed (and maybe reused) descriptor
 
     def fileno(self) -> int:
         return self._read
 
     def set(self) -> None:
-        """Wake the wait (a byte in the pipe; a full pipe is awake already)."""
+        """Wake the wait: a byte in the pipe, unless one is there already (a
+        full pipe is awake too)."""
+        if self._set:  # read without the lock: a stale False only takes the lock
+            return
         with self._lock, contextlib.suppress(OSError):  # BlockingIOError: full, awake
-            if self._open:
+            if self._open and not self._set:
+                self._set = True
                 os.write(self._write, b"!")
 
     def clear(self) -> None:
-        """Take every byte :meth:`set` wrote."""
+        """Take every byte :meth:`set` wrote, then let the next :meth:`set` write.
+        In this order, a :meth:`set` that found it still set came before the
+        waiter's next look at what it was woken for (its settlement is seen)."""
         with contextlib.suppress(OSError):  # BlockingIOError: none left
             while os.read(self._read, 4096):
                 pass
+        self._set = False
 
     def close(self) -> None:
         with self._lock:
