@@ -70,8 +70,10 @@ class DispatcherActor(DovecoteActor):
         self.workers: list[pykka.ActorRef[Any]] = []
         #: Jobs not yet taken and the idle workers; workers take jobs themselves.
         self.work = WorkQueue()
-        #: Messages received and not finished, less what the workers finished
-        #: (counted in ``work``): see :attr:`in_flight`.
+        #: Batches the blocking executor received less what finished outside the
+        #: work queue (``Completed``, e.g. actor endpoints); with ``"threading"``
+        #: listeners count their batches in ``work`` instead, so this may go
+        #: below zero: only the sum, :attr:`in_flight`, means anything.
         self.outstanding = 0
         #: Every listener actor alive: polling, or draining before it closes.
         self.listeners: dict[pykka.ActorRef[Any], ListenerSpec] = {}

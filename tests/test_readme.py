@@ -143,7 +143,7 @@ def test_performance_table_is_the_report_of_record() -> None:
     assert set(shown) == set(PERFORMANCE_ROWS), (
         f"README.md's performance rows {sorted(shown)} are not {sorted(PERFORMANCE_ROWS)}")
     for label, (row, field) in PERFORMANCE_ROWS.items():
-        for column, cell in zip(PERFORMANCE_COLUMNS, shown[label], strict=False):
+        for column, cell in zip(PERFORMANCE_COLUMNS, shown[label][:3], strict=True):
             number = re.match(r"[\d,.]+", cell)
             if number is None:
                 assert row not in deployed.get(column, {}), f"{label}: {column} left out"
